@@ -1,0 +1,78 @@
+"""Settings from the environment: the one place every variable the product reads is defined.
+
+| variable                    | default                                   | meaning                                  |
+|-----------------------------|-------------------------------------------|------------------------------------------|
+| OPEND_HOST                  | 127.0.0.1                                 | OpenD gateway host                       |
+| OPEND_PORT                  | 11111                                     | OpenD gateway port                       |
+| OPEND_RATE_LIMIT            | 30/30                                     | requests/seconds allowed per account     |
+| SHORTINTEREST_DATABASE_URL  | sqlite:///.shortinterest/warehouse.db     | SQLAlchemy URL of the warehouse          |
+| SHORTINTEREST_WATCHLIST     | the packaged demo watchlist.yaml          | path of the YAML watchlist               |
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 11111
+DEFAULT_RATE_LIMIT = "30/30"
+DEFAULT_DATABASE_URL = "sqlite:///.shortinterest/warehouse.db"
+PACKAGED_WATCHLIST = Path(__file__).with_name("watchlist.yaml")
+
+_RATE = re.compile(r"\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*")
+
+
+class ConfigError(ValueError):
+    """A setting is malformed; the message names the variable and the value."""
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """`requests` per sliding window of `seconds`."""
+
+    requests: int
+    seconds: float
+
+    @classmethod
+    def parse(cls, text: str, *, name: str = "OPEND_RATE_LIMIT") -> RateLimit:
+        match = _RATE.fullmatch(text)
+        if not match:
+            raise ConfigError(f"{name}={text!r}: expected REQUESTS/SECONDS, e.g. 30/30")
+        requests, seconds = int(match.group(1)), float(match.group(2))
+        if requests < 1 or seconds <= 0:
+            raise ConfigError(f"{name}={text!r}: both numbers must be positive")
+        return cls(requests, seconds)
+
+    def __str__(self) -> str:
+        return f"{self.requests}/{self.seconds:g}"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    opend_host: str = DEFAULT_HOST
+    opend_port: int = DEFAULT_PORT
+    rate_limit: RateLimit = RateLimit(30, 30.0)
+    database_url: str = DEFAULT_DATABASE_URL
+    watchlist_path: Path = PACKAGED_WATCHLIST
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        port_text = env.get("OPEND_PORT", str(DEFAULT_PORT))
+        try:
+            port = int(port_text)
+        except ValueError:
+            raise ConfigError(f"OPEND_PORT={port_text!r}: expected a port number") from None
+        if not 0 < port < 65536:
+            raise ConfigError(f"OPEND_PORT={port_text!r}: expected a port number from 1 to 65535")
+        return cls(
+            opend_host=env.get("OPEND_HOST", DEFAULT_HOST) or DEFAULT_HOST,
+            opend_port=port,
+            rate_limit=RateLimit.parse(env.get("OPEND_RATE_LIMIT", DEFAULT_RATE_LIMIT)),
+            database_url=env.get("SHORTINTEREST_DATABASE_URL") or DEFAULT_DATABASE_URL,
+            watchlist_path=Path(env.get("SHORTINTEREST_WATCHLIST") or PACKAGED_WATCHLIST),
+        )
