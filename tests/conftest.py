@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from tests.support.databases import fresh_postgres_database
+from tests.support.gateway import GatewayProcess, start_gateway
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A new, empty PostgreSQL database for this test."""
+    with fresh_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'warehouse.db'}"
+
+
+@pytest.fixture(params=["postgres", "sqlite"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Run the test once against PostgreSQL and once against the embedded SQLite default."""
+    if request.param == "postgres":
+        with fresh_postgres_database() as url:
+            yield url
+    else:
+        yield f"sqlite:///{tmp_path / 'warehouse.db'}"
+
+
+@pytest.fixture
+def gateway_factory() -> Iterator[Callable[..., GatewayProcess]]:
+    """Start simulated gateway processes (`gateway_factory("--rate", "6/3")`); all are stopped afterwards."""
+    started: list[GatewayProcess] = []
+
+    def start(*args: str, extra: Sequence[str] = ()) -> GatewayProcess:
+        gw = start_gateway([*args, *extra])
+        started.append(gw)
+        return gw
+
+    yield start
+    for gw in started:
+        gw.stop()
+
+
+@pytest.fixture
+def gateway(gateway_factory: Callable[..., GatewayProcess]) -> GatewayProcess:
+    """A simulated gateway with its rate limit off, for tests that are not about the limit."""
+    return gateway_factory("--rate", "off")
