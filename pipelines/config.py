@@ -1,12 +1,10 @@
 """Settings from the environment: the one place every variable the product reads is defined.
 
-| variable                    | default                                   | meaning                                  |
-|-----------------------------|-------------------------------------------|------------------------------------------|
-| OPEND_HOST                  | 127.0.0.1                                 | OpenD gateway host                       |
-| OPEND_PORT                  | 11111                                     | OpenD gateway port                       |
-| OPEND_RATE_LIMIT            | 30/30                                     | requests/seconds allowed per account     |
-| SHORTINTEREST_DATABASE_URL  | sqlite:///.shortinterest/warehouse.db     | SQLAlchemy URL of the warehouse          |
-| SHORTINTEREST_WATCHLIST     | the packaged demo watchlist.yaml          | path of the YAML watchlist               |
+OPEND_HOST                  gateway host (default 127.0.0.1)
+OPEND_PORT                  gateway port (default 11111)
+OPEND_RATE_LIMIT            REQUESTS/SECONDS allowed per account for the short-interest API (default 30/30)
+SHORTINTEREST_DATABASE_URL  SQLAlchemy URL of the warehouse (default sqlite:///.shortinterest/warehouse.db)
+SHORTINTEREST_WATCHLIST     path of the YAML watchlist (default: the packaged demo watchlist.yaml)
 """
 
 from __future__ import annotations
