@@ -1,0 +1,183 @@
+"""The watchlist: which codes to crawl, validated in full before a single request is made.
+
+A typo in a scheduled job's watchlist should fail loudly and all at once, naming every bad entry,
+instead of burning rate-limited requests on the good ones and failing the bad ones one by one. Fixes
+that can only mean one thing (`us.aapl`, `HK.700`) are applied, but said out loud, so the file can be
+corrected and nobody wonders why a code in the warehouse differs from the one typed.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from proto_client.errors import InvalidCodeError
+from proto_client.security import Market, parse_code
+
+log = logging.getLogger(__name__)
+
+MAX_FILE_BYTES = 1024 * 1024
+MAX_ENTRIES = 10_000
+
+# Letters, digits, the market dot and a class-suffix dash: anything else (quotes, semicolons, `$`,
+# slashes, ...) is not a code however it is cased, so it is refused rather than "normalized".
+_PLAIN_CODE = re.compile(r"[A-Za-z0-9.\-]+")
+
+
+# How YAML's non-string values read in an error message.
+_KINDS: dict[type, str] = {
+    dict: "a mapping",
+    list: "a list",
+    int: "a number",
+    float: "a number",
+    bool: "a true/false value",
+    type(None): "empty",
+}
+
+
+class WatchlistError(ValueError):
+    """The watchlist cannot be used; `problems` lists every reason, each naming the bad entry."""
+
+    def __init__(self, source: str, problems: list[str] | tuple[str, ...]) -> None:
+        self.source = source
+        self.problems = tuple(problems)
+        if len(self.problems) == 1:
+            message = f"watchlist {source}: {self.problems[0]}"
+        else:
+            lines = "\n".join(f"  - {p}" for p in self.problems)
+            message = f"watchlist {source}: {len(self.problems)} problems:\n{lines}"
+        super().__init__(message)
+
+
+@dataclass(frozen=True, slots=True)
+class Watchlist:
+    """Validated, normalized, de-duplicated codes in file order."""
+
+    codes: tuple[str, ...]
+    source: str = "<memory>"
+    notes: tuple[str, ...] = ()
+
+    def for_market(self, market: Market) -> tuple[str, ...]:
+        return tuple(code for code in self.codes if parse_code(code).market is market)
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.codes)
+
+
+def load_watchlist(path: str | Path) -> Watchlist:
+    """Read and validate the YAML watchlist at `path`; normalizations are logged as warnings."""
+    path = Path(path)
+    source = str(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise WatchlistError(source, ["file not found (set SHORTINTEREST_WATCHLIST to the watchlist's path)"]) from None
+    except OSError as exc:
+        raise WatchlistError(source, [f"cannot read: {exc.strerror or exc}"]) from None
+    if path.is_dir():
+        raise WatchlistError(source, ["is a directory, not a YAML file"])
+    if size > MAX_FILE_BYTES:
+        raise WatchlistError(source, [f"file is {size} bytes; the limit is {MAX_FILE_BYTES} (1 MiB)"])
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise WatchlistError(source, [f"cannot read: {exc.strerror or exc}"]) from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise WatchlistError(source, [f"file is larger than the limit of {MAX_FILE_BYTES} bytes (1 MiB)"])
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise WatchlistError(source, [f"not UTF-8 text (byte {exc.start})"]) from None
+    watchlist = parse_watchlist_text(text, source)
+    for note in watchlist.notes:
+        log.warning("watchlist %s: %s", source, note)
+    return watchlist
+
+
+def parse_watchlist_text(text: str, source: str = "<text>") -> Watchlist:
+    """Validate watchlist YAML given as text; `source` names it in errors and notes."""
+    if len(text.encode("utf-8")) > MAX_FILE_BYTES:
+        raise WatchlistError(source, [f"larger than the limit of {MAX_FILE_BYTES} bytes (1 MiB)"])
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = ""
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise WatchlistError(source, [f"not valid YAML{where}: {problem}"]) from None
+    if not isinstance(document, dict):
+        found = "an empty file" if document is None else f"a {type(document).__name__}"
+        raise WatchlistError(source, [f"expected a mapping with a `codes:` list, found {found}"])
+    if "codes" not in document:
+        keys = ", ".join(repr(k) for k in document) or "none"
+        raise WatchlistError(source, [f"missing the `codes:` key (keys found: {keys})"])
+    entries = document["codes"]
+    if not isinstance(entries, list):
+        found = "nothing" if entries is None else f"a {type(entries).__name__}"
+        raise WatchlistError(source, [f"`codes:` must be a list of codes, found {found}"])
+    if not entries:
+        raise WatchlistError(source, ["`codes:` lists no codes"])
+    if len(entries) > MAX_ENTRIES:
+        raise WatchlistError(source, [f"`codes:` has {len(entries)} entries; the limit is {MAX_ENTRIES}"])
+
+    notes: list[str] = []
+    extra_keys = [k for k in document if k != "codes"]
+    if extra_keys:
+        notes.append("ignored unknown key(s): " + ", ".join(repr(k) for k in extra_keys))
+    problems: list[str] = []
+    codes: list[str] = []
+    first_seen: dict[str, int] = {}
+    for number, entry in enumerate(entries, start=1):
+        try:
+            code, note = normalize_entry(entry)
+        except InvalidCodeError as exc:
+            problems.append(f"entry {number} {entry!r}: {exc.reason}")
+            continue
+        if note:
+            notes.append(f"entry {number}: {note}")
+        if code in first_seen:
+            notes.append(f"entry {number}: {code} repeats entry {first_seen[code]}; loaded once")
+            continue
+        first_seen[code] = number
+        codes.append(code)
+    if problems:
+        raise WatchlistError(source, problems)
+    return Watchlist(tuple(codes), source, tuple(notes))
+
+
+def normalize_entry(entry: object) -> tuple[str, str | None]:
+    """One entry as a canonical code, plus a note when it had to be rewritten.
+
+    Raises InvalidCodeError naming the entry when it is not a code, or not unambiguously one.
+    """
+    if isinstance(entry, bool) or not isinstance(entry, str):
+        kind = _KINDS.get(type(entry), f"a {type(entry).__name__}")
+        raise InvalidCodeError(entry, f"is {kind}, not a code like US.AAPL or HK.00700 (quote it if needed)")
+    text = entry.strip()
+    if not text:
+        raise InvalidCodeError(entry, "is blank")
+    if any(ch.isspace() for ch in text):
+        raise InvalidCodeError(entry, "contains whitespace")
+    if not _PLAIN_CODE.fullmatch(text):
+        raise InvalidCodeError(entry, "contains characters that are not part of any code")
+    prefix, dot, symbol = text.partition(".")
+    if not dot or not prefix or not symbol:
+        raise InvalidCodeError(entry, "has no market prefix; write it as US.AAPL or HK.00700")
+    prefix, symbol = prefix.upper(), symbol.upper()
+    if prefix == "HK" and symbol.isdigit() and len(symbol.lstrip("0")) <= 5:
+        symbol = symbol.lstrip("0").zfill(5)
+    candidate = f"{prefix}.{symbol}"
+    code = parse_code(candidate).code
+    note = None if code == entry else f"{entry!r} read as {code}"
+    return code, note
