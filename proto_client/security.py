@@ -63,8 +63,12 @@ def parse_code(code: object) -> Security:
     if not code.isascii() or not code.isprintable():
         raise InvalidCodeError(code, "contains non-ASCII or control characters")
     prefix, dot, symbol = code.partition(".")
-    if not dot or not prefix or not symbol:
+    if not dot or not prefix:
         raise InvalidCodeError(code, "no market prefix; write it as US.AAPL or HK.00700")
+    if not symbol:
+        raise InvalidCodeError(code, f"no symbol after the market prefix {prefix}.")
+    if prefix != prefix.upper() and prefix.upper() in {*Market.__members__, *KNOWN_UNSUPPORTED_MARKETS}:
+        raise InvalidCodeError(code, f"market prefix {prefix!r} must be upper case: {prefix.upper()}")
     if prefix in KNOWN_UNSUPPORTED_MARKETS:
         raise InvalidCodeError(code, f"market {prefix} is not supported; only HK and US are")
     try:
