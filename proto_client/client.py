@@ -1,0 +1,299 @@
+"""The synchronous OpenD client the crawler and Dagster ops use.
+
+One client owns at most one connection at a time. A lock serializes requests so threads can share it;
+a daemon thread sends KeepAlive only while the connection is idle. Failures map to the error classes
+in proto_client.errors so callers choose retry or give-up by type:
+
+- peer gone between requests -> reconnect once and resend (the query is read-only, so this is safe);
+- reply timeout -> connection dropped, ReplyTimeoutError (the caller retries with backoff);
+- malformed frame -> connection dropped, ProtocolError (never resent silently).
+
+Encrypted gateways (an RSA key configured in OpenD) are not supported: run OpenD without one, as is
+usual for a local gateway.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from types import TracebackType
+
+from proto_client.connection import Connection, ConnectionDropped, Endpoint
+from proto_client.errors import GatewayConnectionError, OpenDError, ProtocolError
+from proto_client.framing import MAX_BODY_LEN, Frame
+from proto_client.messages import (
+    MAX_PAGE_SIZE,
+    PROTO_GET_GLOBAL_STATE,
+    PROTO_GET_SHORT_INTEREST,
+    GlobalState,
+    check_page_args,
+    global_state_request,
+    parse_global_state_reply,
+    parse_short_interest_reply,
+    short_interest_request,
+)
+from proto_client.records import END_OF_DATA, Page
+from proto_client.security import Security, parse_code
+
+log = logging.getLogger(__name__)
+
+KEEPALIVE_FRACTION = 0.8
+# How often the keepalive thread looks again while there is no connection or it is busy.
+_KEEPALIVE_POLL = 0.5
+
+
+class OpenDClient:
+    """A client for Qot_GetShortInterest and gateway health over one OpenD connection."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 11111,
+        *,
+        connect_timeout: float = 5.0,
+        reply_timeout: float = 15.0,
+        client_id: str | None = None,
+        throttle: Callable[[], object] | None = None,
+        max_body_len: int = MAX_BODY_LEN,
+    ) -> None:
+        if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+            raise ValueError(f"port must be an integer from 1 to 65535, got {port!r}")
+        if connect_timeout <= 0 or reply_timeout <= 0:
+            raise ValueError(
+                f"timeouts must be positive, got connect_timeout={connect_timeout!r} reply_timeout={reply_timeout!r}"
+            )
+        self._endpoint = Endpoint(host, port)
+        self._connect_timeout = connect_timeout
+        self._reply_timeout = reply_timeout
+        self._client_id = client_id or f"shortinterest-{uuid.uuid4().hex[:16]}"
+        self._throttle = throttle
+        self._max_body_len = max_body_len
+        self._lock = threading.Lock()
+        self._conn: Connection | None = None
+        self._closed = False
+        self._stop = threading.Event()
+        self._keepalive_thread: threading.Thread | None = None
+        self._last_io = time.monotonic()
+        self._requests_sent = 0
+        self._keepalives_sent = 0
+        self._connects = 0
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else ("connected" if self._conn is not None else "idle")
+        return f"OpenDClient({self._endpoint}, {state})"
+
+    def __enter__(self) -> OpenDClient:
+        self.connect()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def endpoint(self) -> str:
+        return str(self._endpoint)
+
+    @property
+    def requests_sent(self) -> int:
+        """3249 requests put on the wire, resends included: what the gateway's rate limit counts."""
+        return self._requests_sent
+
+    @property
+    def keepalives_sent(self) -> int:
+        return self._keepalives_sent
+
+    @property
+    def connects(self) -> int:
+        """Successful connects (InitConnect done), reconnects included."""
+        return self._connects
+
+    def connect(self) -> None:
+        """Open the connection now (requests also open it on demand) and start the keepalive thread.
+
+        Also reopens a client after close().
+        """
+        with self._lock:
+            self._closed = False
+            self._ensure_connection()
+
+    def close(self) -> None:
+        """Drop the connection and stop the keepalive thread; safe to call any number of times."""
+        self._closed = True
+        self._stop.set()
+        conn = self._conn
+        if conn is not None:
+            conn.interrupt()  # wakes a keepalive or request blocked in recv
+        thread = self._keepalive_thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+        with self._lock:
+            self._keepalive_thread = None
+            self._drop()
+
+    def get_global_state(self) -> GlobalState:
+        with self._lock:
+            conn = self._ensure_connection()
+            frame = self._exchange(conn, PROTO_GET_GLOBAL_STATE, global_state_request())
+        return parse_global_state_reply(frame.body)
+
+    def get_short_interest_page(
+        self, code: str | Security, next_key: str | None = None, num: int = MAX_PAGE_SIZE
+    ) -> Page:
+        """One page of rows, newest first, starting after `next_key` (None: the newest)."""
+        security = code if isinstance(code, Security) else parse_code(code)
+        check_page_args(next_key, num)
+        body = short_interest_request(security, next_key, num)
+        frame_body = self._send_short_interest(body)
+        return parse_short_interest_reply(frame_body, security)
+
+    def iter_short_interest(
+        self, code: str | Security, *, start_key: str | None = None, num: int = MAX_PAGE_SIZE
+    ) -> Iterator[Page]:
+        """Pages from `start_key` back to the oldest row; the last page yielded has `is_last` set.
+
+        A gateway that hands back a key that does not move to older data would page forever; that is a
+        ProtocolError instead.
+        """
+        security = code if isinstance(code, Security) else parse_code(code)
+        check_page_args(start_key, num)
+        if start_key == END_OF_DATA:
+            return
+        key = start_key
+        previous = None
+        if key is not None:
+            try:
+                previous = int(key)
+            except ValueError:
+                raise ValueError(f"start_key must be a next_key returned by the gateway, got {key!r}") from None
+        while True:
+            page = self.get_short_interest_page(security, key, num)
+            yield page
+            if page.is_last:
+                return
+            current = _key_value(security, page.next_key)
+            if previous is not None and current >= previous:
+                raise ProtocolError(
+                    f"{security.code}: gateway returned next_key {page.next_key!r} after {key!r}; "
+                    "keys must decrease, refusing to page in a loop"
+                )
+            previous, key = current, page.next_key
+
+    def _send_short_interest(self, body: bytes) -> bytes:
+        """Throttle, send, and await one 3249 request, reconnecting once if the peer had gone away.
+
+        The throttle runs outside the lock: a rate limiter may block for most of a window, and the
+        keepalive thread must still be able to use the idle connection meanwhile.
+        """
+        resent = False
+        while True:
+            with self._lock:
+                self._ensure_connection()
+            if self._throttle is not None:
+                self._throttle()
+            with self._lock:
+                conn = self._ensure_connection()
+                self._requests_sent += 1
+                try:
+                    return self._exchange(conn, PROTO_GET_SHORT_INTEREST, body).body
+                except ConnectionDropped as exc:
+                    if resent or self._closed:
+                        raise GatewayConnectionError(
+                            f"gateway at {self._endpoint} dropped the connection again after a reconnect: {exc}"
+                        ) from exc
+                    log.info("gateway at %s dropped the connection (%s); reconnecting once", self._endpoint, exc)
+                    resent = True
+
+    def _exchange(self, conn: Connection, proto_id: int, body: bytes) -> Frame:
+        """One request/reply under the lock; any transport failure drops the connection."""
+        self._last_io = time.monotonic()
+        try:
+            frame = conn.request(proto_id, body)
+        except OpenDError:
+            self._drop()
+            raise
+        finally:
+            self._last_io = time.monotonic()
+        return frame
+
+    def _ensure_connection(self) -> Connection:
+        """The live connection, opening one (and the keepalive thread) if needed. Caller holds the lock."""
+        if self._closed:
+            raise GatewayConnectionError(f"client for {self._endpoint} is closed; call connect() to reopen it")
+        if self._conn is not None and not self._conn.closed:
+            return self._conn
+        conn = Connection.open(
+            self._endpoint,
+            client_id=self._client_id,
+            connect_timeout=self._connect_timeout,
+            reply_timeout=self._reply_timeout,
+            max_body_len=self._max_body_len,
+        )
+        self._conn = conn
+        self._connects += 1
+        self._last_io = time.monotonic()
+        if self._connects > 1:
+            log.info("reconnected to gateway at %s", self._endpoint)
+        if self._keepalive_thread is None:
+            self._stop.clear()
+            self._keepalive_thread = threading.Thread(
+                target=self._keepalive_loop, name=f"opend-keepalive-{self._endpoint}", daemon=True
+            )
+            self._keepalive_thread.start()
+        return conn
+
+    def _drop(self) -> None:
+        """Close the current connection, if any. Caller holds the lock."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def _keepalive_loop(self) -> None:
+        while not self._stop.is_set():
+            conn = self._conn
+            interval = conn.info.keepalive_interval if conn is not None and conn.info is not None else 0
+            if interval <= 0:
+                self._stop.wait(_KEEPALIVE_POLL)
+                continue
+            period = interval * KEEPALIVE_FRACTION
+            due = self._last_io + period
+            if self._stop.wait(max(due - time.monotonic(), 0.0)):
+                return
+            if not self._lock.acquire(timeout=min(period, _KEEPALIVE_POLL)):
+                continue  # a request is in flight: the connection is not idle
+            try:
+                if self._stop.is_set() or self._conn is not conn or conn is None:
+                    continue
+                if time.monotonic() - self._last_io < period:
+                    continue
+                try:
+                    self._exchange_keepalive(conn)
+                except OpenDError as exc:
+                    log.warning("keepalive to %s failed (%s); will reconnect on the next request", self._endpoint, exc)
+            finally:
+                self._lock.release()
+
+    def _exchange_keepalive(self, conn: Connection) -> None:
+        self._last_io = time.monotonic()
+        try:
+            conn.keep_alive()
+            self._keepalives_sent += 1
+        except OpenDError:
+            self._drop()
+            raise
+        finally:
+            self._last_io = time.monotonic()
+
+
+def _key_value(security: Security, key: str) -> int:
+    try:
+        return int(key)
+    except ValueError:
+        raise ProtocolError(f"{security.code}: next_key {key!r} is not a timestamp") from None
