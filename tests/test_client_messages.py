@@ -115,7 +115,7 @@ def test_timestamp_str_disagreeing_with_timestamp_is_refused_naming_both() -> No
 
 def test_row_without_timestamp_is_refused() -> None:
     item = qot_get_short_interest_pb2.UsShortInterestItem(timestampStr="2026-04-15", sharesShort=1)
-    with pytest.raises(ProtocolError, match="US.TSLA"):
+    with pytest.raises(ProtocolError, match=re.escape("US.TSLA")):
         parse_short_interest_reply(_reply(usItemList=[item]).SerializeToString(), parse_code("US.TSLA"))
 
 
@@ -127,7 +127,7 @@ def test_row_without_timestamp_is_refused() -> None:
     ],
 )
 def test_rows_of_the_wrong_market_are_refused(code: str, field: str, item: object) -> None:
-    with pytest.raises(ProtocolError, match=code):
+    with pytest.raises(ProtocolError, match=re.escape(code)):
         parse_short_interest_reply(_reply(**{field: [item]}).SerializeToString(), parse_code(code))
 
 
