@@ -1,0 +1,57 @@
+"""What one gateway instance serves: the demo universe cut off at `as_of`, at one revision.
+
+Rows are built on first request per code and kept for the life of the process, so a crawl of
+hundreds of codes pays for each history once.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from proto_client.records import ShortInterestRow
+from proto_client.security import Market
+from proto_client.simulator.demo_data import demo_codes, rows_for
+
+# QotMarket values OpenD knows, named as its error messages name them.
+QOT_MARKET_NAMES = {
+    0: "Unknown",
+    1: "HK",
+    2: "HK_Future",
+    11: "US",
+    21: "CNSH",
+    22: "CNSZ",
+    31: "SG",
+    41: "JP",
+    51: "AU",
+    61: "MY",
+    71: "CA",
+    81: "FX",
+}
+
+
+class SecurityLookupError(LookupError):
+    """A security this API cannot answer for; the message is the gateway's retMsg."""
+
+
+class DemoBook:
+    def __init__(self, as_of: date, revision: int = 0, extra_codes: int = 0) -> None:
+        self.as_of = as_of
+        self.revision = revision
+        self.codes = frozenset(demo_codes(extra_codes))
+        self._rows: dict[str, list[ShortInterestRow]] = {}
+
+    def code_of(self, qot_market: int, symbol: str) -> str:
+        """`HK.00700` for (1, "00700"); markets the API refuses raise SecurityLookupError."""
+        for market in Market:
+            if market.qot_market == qot_market:
+                return f"{market.prefix}.{symbol}"
+        name = QOT_MARKET_NAMES.get(qot_market, str(qot_market))
+        raise SecurityLookupError(f"unsupported market {name}: this API serves HK and US securities only")
+
+    def rows(self, code: str) -> list[ShortInterestRow]:
+        if code not in self.codes:
+            raise SecurityLookupError(f"unknown security {code}")
+        cached = self._rows.get(code)
+        if cached is None:
+            cached = self._rows[code] = rows_for(code, self.as_of, self.revision)
+        return cached

@@ -1,0 +1,203 @@
+"""`shortinterest gateway --demo`: serve the simulated OpenD gateway until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import logging
+import signal
+import sys
+from datetime import date
+from pathlib import Path
+
+from proto_client.simulator.faults import CorruptMode, FaultPlan
+from proto_client.simulator.options import DEFAULT_HOST, DEFAULT_KEEPALIVE_INTERVAL, DEFAULT_PORT, GatewayOptions
+from proto_client.simulator.rate_window import RateSpec
+from proto_client.simulator.server import GatewayServer
+
+log = logging.getLogger("shortinterest.gateway")
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = _count(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected 1 or more, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more seconds, got {text!r}")
+    return value
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
+
+
+def _rate(text: str) -> RateSpec | None:
+    try:
+        return RateSpec.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--demo", action="store_true", help="serve the built-in deterministic demo data (required for now)"
+    )
+    parser.add_argument("--host", default=DEFAULT_HOST, help="address to bind (default: %(default)s, loopback)")
+    parser.add_argument(
+        "--port", type=_count, default=DEFAULT_PORT, help="TCP port; 0 picks a free one (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--rate",
+        type=_rate,
+        default=RateSpec(30, 30.0),
+        metavar="N/SECONDS|off",
+        help="Qot_GetShortInterest limit over a sliding window, across all connections (default: 30/30)",
+    )
+    parser.add_argument(
+        "--as-of", type=_day, default=None, metavar="YYYY-MM-DD", help="newest trade date served (default: today)"
+    )
+    parser.add_argument(
+        "--revision", type=_count, default=0, help="N > 0 revises the newest 2 rows of every code (default: 0)"
+    )
+    parser.add_argument(
+        "--extra-codes", type=_count, default=0, metavar="N", help="add N synthetic codes (US.SYN0001, HK.89001, ...)"
+    )
+    parser.add_argument(
+        "--keepalive-interval",
+        type=_positive,
+        default=DEFAULT_KEEPALIVE_INTERVAL,
+        metavar="SECONDS",
+        help="keepAliveInterval announced in the InitConnect reply (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="close connections that send nothing for this long (default: 0, never)",
+    )
+    parser.add_argument(
+        "--lazy-end",
+        action="store_true",
+        help="after an exactly full last page, answer one more empty page with nextKey -1",
+    )
+    faults = parser.add_argument_group("fault injection (counts Qot_GetShortInterest requests globally)")
+    faults.add_argument("--drop-every", type=_count, default=0, metavar="N", help="close the connection on every Nth")
+    faults.add_argument("--delay", type=_seconds, default=0.0, metavar="SECONDS", help="sleep before replying")
+    faults.add_argument(
+        "--delay-every", type=_positive, default=1, metavar="N", help="apply --delay to every Nth (default: 1)"
+    )
+    faults.add_argument(
+        "--corrupt", choices=[m.value for m in CorruptMode], default=None, help="send a malformed frame"
+    )
+    faults.add_argument(
+        "--corrupt-every", type=_positive, default=1, metavar="N", help="apply --corrupt to every Nth (default: 1)"
+    )
+    faults.add_argument("--reject-every", type=_count, default=0, metavar="N", help="refuse every Nth as too frequent")
+    parser.add_argument(
+        "--stats-file", type=Path, default=None, metavar="PATH", help="rewrite request counters here as JSON"
+    )
+    parser.add_argument("--verbose", action="store_true", help="log every connection event")
+
+
+def options_from_args(args: argparse.Namespace) -> GatewayOptions:
+    corrupt = CorruptMode(args.corrupt) if args.corrupt else None
+    return GatewayOptions(
+        as_of=args.as_of or date.today(),
+        host=args.host,
+        port=args.port,
+        rate=args.rate,
+        revision=args.revision,
+        extra_codes=args.extra_codes,
+        keepalive_interval=args.keepalive_interval,
+        idle_timeout=args.idle_timeout,
+        lazy_end=args.lazy_end,
+        faults=FaultPlan(
+            drop_every=args.drop_every,
+            delay_seconds=args.delay,
+            delay_every=args.delay_every,
+            corrupt_mode=corrupt,
+            corrupt_every=args.corrupt_every if corrupt else 0,
+            reject_every=args.reject_every,
+        ),
+        stats_file=args.stats_file,
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+async def _serve(options: GatewayOptions) -> None:
+    server = GatewayServer(options)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    host, port = await server.start()
+    rate = f"{options.rate.requests}/{options.rate.seconds:g}" if options.rate else "off"
+    print(
+        f"listening on {host}:{port} (demo data as of {options.as_of.isoformat()}, "
+        f"{len(server.book.codes)} codes, revision {options.revision}, rate {rate})",
+        flush=True,
+    )
+    try:
+        await stop.wait()
+    finally:
+        await server.close()
+        print("gateway stopped", flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.demo:
+        print(
+            "shortinterest gateway: --demo is required: the simulated gateway serves demo data only "
+            "(point OPEND_HOST/OPEND_PORT at a real OpenD for live data)",
+            file=sys.stderr,
+        )
+        return 2
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        options = options_from_args(args)
+    except ValueError as exc:
+        print(f"shortinterest gateway: {exc}", file=sys.stderr)
+        return 2
+    if not _is_loopback(options.host):
+        log.warning("binding %s: the demo gateway is reachable from other machines", options.host)
+    try:
+        asyncio.run(_serve(options))
+    except OSError as exc:
+        print(f"shortinterest gateway: cannot listen on {options.host}:{options.port}: {exc}", file=sys.stderr)
+        return 1
+    return 0

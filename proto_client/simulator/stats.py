@@ -1,0 +1,53 @@
+"""Request accounting, published as a JSON file so tests and benchmarks count what was really served."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class GatewayStats:
+    """Counters over Qot_GetShortInterest requests only; other protos are not rate-limited."""
+
+    requests: int = 0  # every 3249 request received, whatever happened to it
+    accepted: int = 0  # admitted by the rate limit (and so counted in its window)
+    rejected_rate_limit: int = 0  # refused by the sliding window
+    rejected_injected: int = 0  # refused by --reject-every
+    dropped: int = 0
+    corrupted: int = 0
+    delayed: int = 0
+    connections: int = 0
+    by_code: Counter[str] = field(default_factory=Counter)
+    accepted_at: list[float] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "requests": self.requests,
+            "accepted": self.accepted,
+            "rejected_rate_limit": self.rejected_rate_limit,
+            "rejected_injected": self.rejected_injected,
+            "dropped": self.dropped,
+            "corrupted": self.corrupted,
+            "delayed": self.delayed,
+            "connections": self.connections,
+            "by_code": dict(sorted(self.by_code.items())),
+            "accepted_at": list(self.accepted_at),
+        }
+
+
+def write_stats(path: Path, stats: GatewayStats) -> None:
+    """Replace `path` atomically, so a reader never sees a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(stats.as_json(), handle)
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
