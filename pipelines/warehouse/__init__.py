@@ -1,0 +1,46 @@
+"""The warehouse: schema, migrations driver, revision-aware upsert and crawl bookkeeping."""
+
+from pipelines.warehouse.crawl_state import (
+    CrawlState,
+    get_crawl_state,
+    list_crawl_states,
+    mark_attempt,
+    mark_error,
+    mark_success,
+    save_cursor,
+)
+from pipelines.warehouse.engine import create_engine_for, mask_url
+from pipelines.warehouse.errors import InvalidRowError, WarehouseError, WarehouseNotMigratedError, WarehouseUrlError
+from pipelines.warehouse.migrate import current_revision, ensure_migrated, head_revision, upgrade
+from pipelines.warehouse.queries import newest_trade_date, row_counts
+from pipelines.warehouse.schema import crawl_state, hk_short_interest, table_for, us_short_interest
+from pipelines.warehouse.upsert import UpsertResult, upsert_batch, upsert_rows
+
+__all__ = [
+    "CrawlState",
+    "InvalidRowError",
+    "UpsertResult",
+    "WarehouseError",
+    "WarehouseNotMigratedError",
+    "WarehouseUrlError",
+    "crawl_state",
+    "create_engine_for",
+    "current_revision",
+    "ensure_migrated",
+    "get_crawl_state",
+    "head_revision",
+    "hk_short_interest",
+    "list_crawl_states",
+    "mark_attempt",
+    "mark_error",
+    "mark_success",
+    "mask_url",
+    "newest_trade_date",
+    "row_counts",
+    "save_cursor",
+    "table_for",
+    "upgrade",
+    "upsert_batch",
+    "upsert_rows",
+    "us_short_interest",
+]

@@ -1,0 +1,178 @@
+"""The warehouse tables as SQLAlchemy Core objects, for queries and for checking migrations against.
+
+The DDL itself lives in `migrations/`; a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+from proto_client.security import Market
+
+READER_ROLE = "shortinterest_reader"
+VIEW_NAMES = ("short_interest", "short_interest_latest", "short_interest_changes")
+
+metadata = sa.MetaData()
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """TIMESTAMPTZ on PostgreSQL; on SQLite, naive UTC text. Always returns aware UTC datetimes."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value.isoformat()} written to the warehouse; pass an aware one")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):  # SQLite CURRENT_TIMESTAMP default
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _audit_columns() -> list[sa.Column[Any]]:
+    return [
+        sa.Column(
+            "first_loaded_at",
+            UtcDateTime(),
+            nullable=False,
+            server_default=sa.text("CURRENT_TIMESTAMP"),
+            comment="When this row was first loaded into the warehouse (UTC).",
+        ),
+        sa.Column(
+            "updated_at",
+            UtcDateTime(),
+            nullable=False,
+            server_default=sa.text("CURRENT_TIMESTAMP"),
+            comment="When a value of this row last changed (UTC); a re-load of identical data leaves it alone.",
+        ),
+    ]
+
+
+def _code_column(market: Market) -> sa.Column[str]:
+    return sa.Column(
+        "code",
+        sa.String(32),
+        nullable=False,
+        comment=f"Full security code with market prefix, e.g. {'US.AAPL' if market is Market.US else 'HK.00700'}.",
+    )
+
+
+def _trade_date_column(market: Market) -> sa.Column[Any]:
+    return sa.Column(
+        "trade_date",
+        sa.Date(),
+        nullable=False,
+        comment=f"Trading day of the report, in the market's time zone ({market.tz_name}).",
+    )
+
+
+def _source_timestamp_column() -> sa.Column[int]:
+    return sa.Column(
+        "source_timestamp",
+        sa.BigInteger(),
+        nullable=False,
+        comment="The gateway's timestamp of the trading day: Unix seconds at local midnight of trade_date.",
+    )
+
+
+us_short_interest = sa.Table(
+    "us_short_interest",
+    metadata,
+    _code_column(Market.US),
+    _trade_date_column(Market.US),
+    _source_timestamp_column(),
+    sa.Column("shares_short", sa.BigInteger(), comment="Shares sold short and not yet covered (shares)."),
+    sa.Column(
+        "short_percent",
+        sa.Double(),
+        comment="Short interest as a percentage: the number before the % sign (12.34 means 12.34 %).",
+    ),
+    sa.Column("avg_daily_share_volume", sa.BigInteger(), comment="Average daily share volume (shares)."),
+    sa.Column("days_to_cover", sa.Double(), comment="Days to cover: shares_short / avg_daily_share_volume (days)."),
+    sa.Column("close_price", sa.Double(), comment="Closing price on trade_date, in the security's currency (USD)."),
+    sa.Column(
+        "last_close_price",
+        sa.Double(),
+        comment="Closing price of the previous trading day, in the security's currency (USD).",
+    ),
+    *_audit_columns(),
+    sa.PrimaryKeyConstraint("code", "trade_date", name="pk_us_short_interest"),
+    sa.CheckConstraint("code LIKE 'US.%'", name="ck_us_short_interest_code_market"),
+    sa.CheckConstraint("shares_short >= 0", name="ck_us_short_interest_shares_short_nonneg"),
+    sa.CheckConstraint("avg_daily_share_volume >= 0", name="ck_us_short_interest_avg_volume_nonneg"),
+    comment="US short interest (FINRA reports, twice a month), one row per security and settlement date.",
+)
+
+hk_short_interest = sa.Table(
+    "hk_short_interest",
+    metadata,
+    _code_column(Market.HK),
+    _trade_date_column(Market.HK),
+    _source_timestamp_column(),
+    sa.Column(
+        "aggregated_short", sa.BigInteger(), comment="Aggregated reportable short position, open shares (shares)."
+    ),
+    sa.Column(
+        "aggregated_short_ratio",
+        sa.Double(),
+        comment="Aggregated short position as a percentage of issued shares: the number before the % sign.",
+    ),
+    sa.Column("close_price", sa.Double(), comment="Closing price on trade_date, in the security's currency (HKD)."),
+    sa.Column(
+        "last_close_price",
+        sa.Double(),
+        comment="Closing price of the previous trading day, in the security's currency (HKD).",
+    ),
+    *_audit_columns(),
+    sa.PrimaryKeyConstraint("code", "trade_date", name="pk_hk_short_interest"),
+    sa.CheckConstraint("code LIKE 'HK.%'", name="ck_hk_short_interest_code_market"),
+    sa.CheckConstraint("aggregated_short >= 0", name="ck_hk_short_interest_aggregated_short_nonneg"),
+    comment="Hong Kong short positions (SFC weekly aggregated reportable short positions), one row per "
+    "security and reporting date.",
+)
+
+crawl_state = sa.Table(
+    "crawl_state",
+    metadata,
+    sa.Column("code", sa.String(32), nullable=False, comment="Full security code, e.g. US.AAPL."),
+    sa.Column("market", sa.String(2), nullable=False, comment="Market of the code: 'US' or 'HK'."),
+    sa.Column("newest_trade_date", sa.Date(), comment="Newest trade_date loaded for this code."),
+    sa.Column("last_attempt_at", UtcDateTime(), comment="When a crawl of this code last started (UTC)."),
+    sa.Column("last_success_at", UtcDateTime(), comment="When a crawl of this code last finished cleanly (UTC)."),
+    sa.Column(
+        "full_crawl_cursor",
+        sa.Text(),
+        comment="Page key to resume an interrupted full-history crawl from; NULL when none is in progress.",
+    ),
+    sa.Column("full_crawl_started_at", UtcDateTime(), comment="When the in-progress full crawl started (UTC)."),
+    sa.Column("last_error", sa.Text(), comment="Message of the last failed crawl; cleared by a success."),
+    sa.Column("last_error_at", UtcDateTime(), comment="When the last failed crawl failed (UTC)."),
+    sa.PrimaryKeyConstraint("code", name="pk_crawl_state"),
+    sa.CheckConstraint("market IN ('US', 'HK')", name="ck_crawl_state_market"),
+    comment="Crawler bookkeeping per security: progress, resumable cursor and last error.",
+)
+
+DATA_TABLES: dict[Market, sa.Table] = {Market.US: us_short_interest, Market.HK: hk_short_interest}
+KEY_COLUMNS = ("code", "trade_date")
+AUDIT_COLUMNS = ("first_loaded_at", "updated_at")
+
+
+def table_for(market: Market) -> sa.Table:
+    return DATA_TABLES[market]
+
+
+def value_columns(table: sa.Table) -> tuple[str, ...]:
+    """Columns whose change counts as a revision of the row: everything but the key and the audit stamps."""
+    return tuple(c.name for c in table.columns if c.name not in KEY_COLUMNS and c.name not in AUDIT_COLUMNS)

@@ -1,0 +1,69 @@
+"""Revision-aware loading of short-interest rows: insert new keys, update changed rows, leave the rest alone."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from operator import attrgetter, itemgetter
+from typing import Any
+
+import sqlalchemy as sa
+
+from pipelines.warehouse.postgres_upsert import upsert_postgres
+from pipelines.warehouse.schema import KEY_COLUMNS, table_for, value_columns
+from pipelines.warehouse.sqlite_upsert import upsert_sqlite
+from pipelines.warehouse.validation import market_of_batch, validate_rows
+from proto_client.records import ShortInterestRow
+
+# Table column -> attribute of the row dataclass, where the names differ.
+_ATTRIBUTE_OF = {"source_timestamp": "timestamp"}
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertResult:
+    """What one load did: every row of the batch is counted in exactly one field."""
+
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    def __add__(self, other: UpsertResult) -> UpsertResult:
+        if not isinstance(other, UpsertResult):
+            return NotImplemented
+        return UpsertResult(
+            self.inserted + other.inserted, self.updated + other.updated, self.unchanged + other.unchanged
+        )
+
+    @property
+    def total(self) -> int:
+        return self.inserted + self.updated + self.unchanged
+
+
+def upsert_rows(conn: sa.Connection, rows: Sequence[ShortInterestRow]) -> UpsertResult:
+    """Load one market's rows inside the caller's transaction (so a page and its cursor commit together).
+
+    Every row is validated first; an invalid one raises InvalidRowError before anything is written.
+    """
+    if not rows:
+        return UpsertResult()
+    market = market_of_batch(rows)
+    validate_rows(rows, market)
+    table = table_for(market)
+    columns = (*KEY_COLUMNS, *value_columns(table))
+    getter = attrgetter(*(_ATTRIBUTE_OF.get(name, name) for name in columns))
+    tuples: list[tuple[Any, ...]] = [getter(row) for row in rows]
+    now = datetime.now(UTC)
+    if conn.dialect.name == "postgresql":
+        inserted, updated = upsert_postgres(conn, table, columns, tuples, now)
+    else:
+        # Key order is the lock order: concurrent writers of one code then queue instead of deadlocking.
+        tuples.sort(key=itemgetter(0, 1))
+        inserted, updated = upsert_sqlite(conn, table, columns, tuples, now)
+    return UpsertResult(inserted, updated, len(tuples) - inserted - updated)
+
+
+def upsert_batch(engine: sa.Engine, rows: Sequence[ShortInterestRow]) -> UpsertResult:
+    """`upsert_rows` in a transaction of its own."""
+    with engine.begin() as conn:
+        return upsert_rows(conn, rows)
