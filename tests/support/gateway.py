@@ -5,11 +5,20 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
+
+from google.protobuf.message import Message
+
+from proto_client.framing import Frame, encode_frame, read_frame
+from proto_client.pb import init_connect_pb2, qot_get_short_interest_pb2
+
+M = TypeVar("M", bound=Message)
 
 _LISTENING = re.compile(r"listening on (?P<host>[\w.:\[\]]+):(?P<port>\d+)")
 
@@ -65,3 +74,64 @@ def start_gateway(args: Sequence[str] = (), *, timeout: float = 30.0) -> Gateway
         proc.kill()
         raise RuntimeError(f"gateway did not start: {cmd}\n" + "\n".join(lines))
     return GatewayProcess(found["host"], int(found["port"]), proc, lines)
+
+
+class RawOpenD:
+    """A bare-socket OpenD peer for protocol tests: frames go out and come back exactly as on the wire."""
+
+    def __init__(self, host: str, port: int, *, timeout: float = 10.0) -> None:
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self._serial = 0
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> RawOpenD:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def send(self, proto_id: int, body: bytes, *, proto_fmt: int = 0) -> int:
+        self._serial += 1
+        self.sock.sendall(encode_frame(Frame(proto_id, self._serial, body, proto_fmt)))
+        return self._serial
+
+    def receive(self) -> Frame:
+        return read_frame(self.sock)
+
+    def call(self, proto_id: int, request: Message, response_type: type[M]) -> M:
+        serial = self.send(proto_id, request.SerializeToString())
+        frame = self.receive()
+        assert (frame.proto_id, frame.serial_no) == (proto_id, serial)
+        response = response_type()
+        response.ParseFromString(frame.body)
+        return response
+
+    def init_connect(self, client_id: str = "test") -> init_connect_pb2.Response:
+        request = init_connect_pb2.Request()
+        request.c2s.clientVer = 100
+        request.c2s.clientID = client_id
+        request.c2s.packetEncAlgo = -1
+        request.c2s.programmingLanguage = "Python"
+        return self.call(1001, request, init_connect_pb2.Response)
+
+    def short_interest_request(
+        self, market: int, code: str, next_key: str | None = None, num: int | None = 50
+    ) -> qot_get_short_interest_pb2.Request:
+        request = qot_get_short_interest_pb2.Request()
+        request.c2s.security.market = market
+        request.c2s.security.code = code
+        if next_key is not None:
+            request.c2s.nextKey = next_key
+        if num is not None:
+            request.c2s.num = num
+        return request
+
+    def short_interest(
+        self, code: str, next_key: str | None = None, num: int | None = 50
+    ) -> qot_get_short_interest_pb2.Response:
+        prefix, _, symbol = code.partition(".")
+        market = {"HK": 1, "US": 11}[prefix]
+        request = self.short_interest_request(market, symbol, next_key, num)
+        return self.call(3249, request, qot_get_short_interest_pb2.Response)
