@@ -1,0 +1,210 @@
+"""One rate limiter shared by every loader that writes to the same warehouse.
+
+OpenD allows a fixed number of Qot_GetShortInterest requests per sliding window *per account*, across
+all connections and processes, and answers the rest with a frequency error. The limit is therefore
+enforced where every loader already meets, the warehouse database, by handing out reservations:
+
+* In one short transaction holding a lock on the bucket (Postgres: `pg_advisory_xact_lock`; SQLite:
+  `BEGIN IMMEDIATE`), read the bucket's newest N reservations and reserve the earliest instant
+  `t >= now` at which the N-th newest is at least `window + margin` old; insert `t`; commit.
+* Sleep until `t`, then send. Any N+1 consecutive reservations thus span at least `window + margin`,
+  so the gateway never sees N+1 requests in one window, while a busy bucket runs at N per
+  `window + margin` (>= 95 % of the budget with the default margin).
+* Reservations are handed out in lock order and never move, so loaders are served first come, first
+  served: none can starve, and nobody polls. One clock serves all processes (the database's
+  `clock_timestamp()` on Postgres, the host clock on SQLite), and sleeping is measured locally from
+  the moment that clock was read, so skew between machines does not matter. (Postgres queues lock
+  waiters in order; SQLite's busy handler may let a caller that arrives within the same few
+  milliseconds go first, which reorders near-simultaneous arrivals but cannot starve anyone.)
+
+Why not pyrate-limiter's SQL buckets: its Postgres bucket takes `LOCK TABLE ... NOWAIT` and reports
+"full" when another writer holds the lock, and a full bucket makes the Limiter sleep an estimate and
+try again, so concurrent waiters race instead of queueing (no fairness, and retries that are polling);
+its SQLite bucket reads each process's own clock and needs a file lock for multi-process use; both
+manage their own tables and connections outside the warehouse's engine and migrations. The design
+above is small, exact on both databases, and lives in migration 0002.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from pipelines.config import RateLimit
+
+DEFAULT_BUCKET = "opend:Qot_GetShortInterest"
+
+metadata = sa.MetaData()
+
+# Created by migrations/versions/0002_rate_limiter.py; kept identical to it.
+reservations = sa.Table(
+    "rate_limit_reservations",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("bucket", sa.String(200), nullable=False),
+    # Seconds since the epoch on the bucket's shared clock.
+    sa.Column("reserved_at", sa.Float(precision=53), nullable=False),
+    sa.Index("ix_rate_limit_reservations_bucket_reserved_at", "bucket", "reserved_at"),
+)
+
+
+class RateLimiterError(RuntimeError):
+    """The limiter could not hand out a slot within its bounds; the message says which bound."""
+
+
+def default_margin(rate: RateLimit) -> float:
+    """Slack on top of the window for send jitter and network delay: 0.2 s, or 1 % of long windows."""
+    return min(max(0.2, 0.01 * rate.seconds), 2.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """A slot at `at` on the shared clock, booked when that clock read `now` (local `read_monotonic`)."""
+
+    at: float
+    now: float
+    read_monotonic: float
+
+    @property
+    def delay(self) -> float:
+        return max(0.0, self.at - self.now)
+
+    def wait(self) -> float:
+        """Sleep until the slot, timed locally from when the shared clock was read; returns seconds slept."""
+        remaining = self.read_monotonic + self.delay - time.monotonic()
+        if remaining <= 0:
+            return 0.0
+        time.sleep(remaining)
+        return remaining
+
+
+class SharedRateLimiter:
+    """Sliding-window limiter over the warehouse database; safe across threads and processes."""
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        rate: RateLimit,
+        *,
+        bucket: str = DEFAULT_BUCKET,
+        margin: float | None = None,
+        max_wait: float | None = None,
+        lock_timeout: float = 30.0,
+    ) -> None:
+        if not bucket or len(bucket) > 200:
+            raise ValueError(f"rate limiter bucket must be 1 to 200 characters, got {bucket!r}")
+        margin = default_margin(rate) if margin is None else margin
+        if margin < 0:
+            raise ValueError(f"rate limiter margin must not be negative, got {margin}")
+        if lock_timeout <= 0:
+            raise ValueError(f"rate limiter lock_timeout must be positive, got {lock_timeout}")
+        self.engine = engine
+        self.rate = rate
+        self.bucket = bucket
+        self.margin = margin
+        # A queue longer than this means something is wrong (or far too many loaders): say so rather
+        # than sleep for hours.
+        self.max_wait = max(300.0, 20 * (rate.seconds + margin)) if max_wait is None else max_wait
+        self.lock_timeout = lock_timeout
+        self._span = rate.seconds + margin
+        digest = hashlib.sha1(f"shortinterest.rate_limiter:{bucket}".encode()).digest()
+        self._lock_key = int.from_bytes(digest[:8], "big", signed=True)
+
+    def __repr__(self) -> str:
+        return f"SharedRateLimiter({self.rate}, bucket={self.bucket!r}, margin={self.margin:g})"
+
+    def acquire(self) -> float:
+        """Block until this caller may send one request; returns the seconds spent waiting."""
+        started = time.monotonic()
+        self.reserve().wait()
+        return time.monotonic() - started
+
+    def reserve(self) -> Reservation:
+        """Book the next slot without sleeping; the caller must not send before `wait()` returns."""
+        if self.engine.dialect.name == "postgresql":
+            return self._reserve_postgres()
+        if self.engine.dialect.name == "sqlite":
+            return self._reserve_sqlite()
+        raise RateLimiterError(f"unsupported warehouse database {self.engine.dialect.name!r}")
+
+    def _reserve_postgres(self) -> Reservation:
+        with self.engine.begin() as conn:
+            conn.execute(sa.text(f"SET LOCAL lock_timeout = {int(self.lock_timeout * 1000)}"))
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(self._lock_key)))
+            now = float(conn.execute(sa.text("SELECT extract(epoch FROM clock_timestamp())::float8")).scalar_one())
+            read_monotonic = time.monotonic()
+            newest = (
+                conn.execute(
+                    sa.select(reservations.c.reserved_at)
+                    .where(reservations.c.bucket == self.bucket)
+                    .order_by(reservations.c.reserved_at.desc())
+                    .limit(self.rate.requests)
+                )
+                .scalars()
+                .all()
+            )
+            at = self._next_slot(newest, now)
+            conn.execute(sa.insert(reservations).values(bucket=self.bucket, reserved_at=at))
+            conn.execute(
+                sa.delete(reservations).where(
+                    reservations.c.bucket == self.bucket, reservations.c.reserved_at < self._prune_before(now)
+                )
+            )
+            return Reservation(at=at, now=now, read_monotonic=read_monotonic)
+
+    def _reserve_sqlite(self) -> Reservation:
+        # Straight on the DBAPI connection: `BEGIN IMMEDIATE` must be the first statement, whatever
+        # transaction handling the engine was configured with, and the connection is handed back unchanged.
+        raw = self.engine.raw_connection()
+        try:
+            dbapi = raw.driver_connection
+            saved_isolation = dbapi.isolation_level
+            dbapi.isolation_level = None
+            cursor = dbapi.cursor()
+            try:
+                cursor.execute(f"PRAGMA busy_timeout = {int(self.lock_timeout * 1000)}")
+                cursor.execute("BEGIN IMMEDIATE")
+                try:
+                    now, read_monotonic = time.time(), time.monotonic()
+                    cursor.execute(_SQLITE_NEWEST, (self.bucket, self.rate.requests))
+                    at = self._next_slot([row[0] for row in cursor.fetchall()], now)
+                    cursor.execute(_SQLITE_INSERT, (self.bucket, at))
+                    cursor.execute(_SQLITE_PRUNE, (self.bucket, self._prune_before(now)))
+                except BaseException:
+                    cursor.execute("ROLLBACK")
+                    raise
+                cursor.execute("COMMIT")
+            finally:
+                cursor.close()
+                dbapi.isolation_level = saved_isolation
+        finally:
+            raw.close()
+        return Reservation(at=at, now=now, read_monotonic=read_monotonic)
+
+    def _next_slot(self, newest: Sequence[float], now: float) -> float:
+        """The reservation rule, given the bucket's newest N slots (newest first) under its lock."""
+        at = now
+        if newest:
+            # Never earlier than the newest slot: keeps the queue FIFO even if the clock steps back.
+            at = max(at, newest[0])
+        if len(newest) >= self.rate.requests:
+            at = max(at, newest[self.rate.requests - 1] + self._span)
+        if at - now > self.max_wait:
+            raise RateLimiterError(
+                f"rate limiter bucket {self.bucket!r} is booked {at - now:.0f} s ahead, more than the "
+                f"{self.max_wait:.0f} s allowed; too many loaders share the {self.rate} limit"
+            )
+        return at
+
+    def _prune_before(self, now: float) -> float:
+        # Slots older than one span can no longer constrain anyone; keep a minute more for inspection.
+        return now - self._span - max(60.0, self._span)
+
+
+_SQLITE_NEWEST = "SELECT reserved_at FROM rate_limit_reservations WHERE bucket = ? ORDER BY reserved_at DESC LIMIT ?"
+_SQLITE_INSERT = "INSERT INTO rate_limit_reservations (bucket, reserved_at) VALUES (?, ?)"
+_SQLITE_PRUNE = "DELETE FROM rate_limit_reservations WHERE bucket = ? AND reserved_at < ?"
