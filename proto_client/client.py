@@ -166,25 +166,15 @@ class OpenDClient:
         check_page_args(start_key, num)
         if start_key == END_OF_DATA:
             return
+        if start_key is not None and not _is_timestamp_key(start_key):
+            raise ValueError(f"start_key must be a next_key returned by the gateway, got {start_key!r}")
         key = start_key
-        previous = None
-        if key is not None:
-            try:
-                previous = int(key)
-            except ValueError:
-                raise ValueError(f"start_key must be a next_key returned by the gateway, got {key!r}") from None
         while True:
             page = self.get_short_interest_page(security, key, num)
             yield page
-            if page.is_last:
+            key = next_key_after(page, key)
+            if key is None:
                 return
-            current = _key_value(security, page.next_key)
-            if previous is not None and current >= previous:
-                raise ProtocolError(
-                    f"{security.code}: gateway returned next_key {page.next_key!r} after {key!r}; "
-                    "keys must decrease, refusing to page in a loop"
-                )
-            previous, key = current, page.next_key
 
     def _send_short_interest(self, body: bytes) -> bytes:
         """Throttle, send, and await one 3249 request, reconnecting once if the peer had gone away.
@@ -292,8 +282,23 @@ class OpenDClient:
             self._last_io = time.monotonic()
 
 
-def _key_value(security: Security, key: str) -> int:
-    try:
-        return int(key)
-    except ValueError:
-        raise ProtocolError(f"{security.code}: next_key {key!r} is not a timestamp") from None
+def _is_timestamp_key(key: str) -> bool:
+    return key.isascii() and key.isdigit()
+
+
+def next_key_after(page: Page, requested_key: str | None) -> str | None:
+    """The key of the page after `page` (fetched with `requested_key`), or None when the history is done.
+
+    Keys are the timestamp of a page's oldest row, so each must be smaller than the one before; a gateway
+    answering otherwise would page forever, and that is refused instead.
+    """
+    if page.is_last:
+        return None
+    if not _is_timestamp_key(page.next_key):
+        raise ProtocolError(f"{page.code}: next_key {page.next_key!r} is not a timestamp")
+    if requested_key is not None and int(page.next_key) >= int(requested_key):
+        raise ProtocolError(
+            f"{page.code}: gateway returned next_key {page.next_key!r} for the page after {requested_key!r}; "
+            "keys must decrease, refusing to page in a loop"
+        )
+    return page.next_key

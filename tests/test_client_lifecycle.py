@@ -1,0 +1,149 @@
+"""OpenDClient's connection lifecycle: keepalive while idle, throttling only 3249, and clean shutdown."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import date
+
+import pytest
+
+from proto_client.client import OpenDClient, next_key_after
+from proto_client.errors import GatewayConnectionError, ProtocolError
+from proto_client.records import END_OF_DATA, HkShortInterestRow, Page
+from proto_client.simulator.demo_data import rows_for
+from tests.support.gateway import GatewayProcess
+
+AS_OF = date(2026, 5, 1)
+GatewayFactory = Callable[..., GatewayProcess]
+
+
+def _gateway(factory: GatewayFactory, *args: str) -> GatewayProcess:
+    return factory("--rate", "off", "--as-of", AS_OF.isoformat(), *args)
+
+
+def _keepalive_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("opend-keepalive")]
+
+
+def _wait_until(condition: Callable[[], bool], limit: float = 20.0) -> bool:
+    """Poll for an event that takes real time; the limit only bounds a broken run."""
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def test_keepalive_holds_an_idle_connection_open(gateway_factory: GatewayFactory) -> None:
+    # The gateway closes connections silent for 2 s; the client must speak every 0.8 s while idle.
+    gw = _gateway(gateway_factory, "--keepalive-interval", "1", "--idle-timeout", "2")
+    with OpenDClient(gw.host, gw.port) as client:
+        assert _wait_until(lambda: client.keepalives_sent >= 4)
+        page = client.get_short_interest_page("HK.03690", num=3)
+        assert client.connects == 1  # never dropped for idling, so no reconnect was needed
+    assert list(page.rows) == rows_for("HK.03690", AS_OF)[:3]
+
+
+def test_throttle_is_called_only_for_short_interest_requests(gateway_factory: GatewayFactory) -> None:
+    gw = _gateway(gateway_factory, "--keepalive-interval", "1")
+    calls: list[int] = []
+    with OpenDClient(gw.host, gw.port, throttle=lambda: calls.append(1)) as client:
+        client.get_global_state()
+        assert _wait_until(lambda: client.keepalives_sent >= 1)
+        assert calls == []
+        pages = list(client.iter_short_interest("US.QQQ"))
+        assert len(calls) == len(pages) == client.requests_sent
+
+
+def test_close_stops_the_keepalive_thread_and_is_idempotent(gateway_factory: GatewayFactory) -> None:
+    gw = _gateway(gateway_factory, "--keepalive-interval", "1")
+    before = set(_keepalive_threads())
+    client = OpenDClient(gw.host, gw.port)
+    client.connect()
+    started = [t for t in _keepalive_threads() if t not in before]
+    assert len(started) == 1 and started[0].daemon
+    client.close()
+    assert not started[0].is_alive()
+    client.close()
+    assert set(_keepalive_threads()) == before
+
+
+def test_a_closed_client_refuses_requests_until_reopened(gateway_factory: GatewayFactory) -> None:
+    gw = _gateway(gateway_factory)
+    client = OpenDClient(gw.host, gw.port)
+    with client:
+        client.get_short_interest_page("US.SPY", num=1)
+    with pytest.raises(GatewayConnectionError, match="closed"):
+        client.get_short_interest_page("US.SPY", num=1)
+    client.connect()
+    try:
+        assert client.get_short_interest_page("US.SPY", num=1).rows == tuple(rows_for("US.SPY", AS_OF)[:1])
+    finally:
+        client.close()
+    assert _keepalive_threads() == []
+
+
+def test_first_request_connects_on_demand(gateway_factory: GatewayFactory) -> None:
+    gw = _gateway(gateway_factory)
+    client = OpenDClient(gw.host, gw.port)
+    try:
+        assert client.get_global_state().qot_logined
+        assert client.connects == 1
+    finally:
+        client.close()
+    assert _keepalive_threads() == []
+
+
+def test_close_from_another_thread_ends_a_stalled_request_promptly(gateway_factory: GatewayFactory) -> None:
+    gw = _gateway(gateway_factory, "--delay", "60")
+    client = OpenDClient(gw.host, gw.port, reply_timeout=120)
+    client.connect()
+    outcome: list[BaseException] = []
+
+    def request() -> None:
+        try:
+            client.get_short_interest_page("US.AAPL")
+        except BaseException as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=request)
+    worker.start()
+    assert _wait_until(lambda: client.requests_sent == 1)
+    client.close()
+    worker.join(30)
+    assert not worker.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], GatewayConnectionError | ProtocolError)
+    assert _keepalive_threads() == []
+
+
+def _page(next_key: str, rows: int = 1) -> Page:
+    row = HkShortInterestRow("HK.00700", AS_OF, 1777478400, 1, 0.1, 1.0, 1.0)
+    return Page("HK.00700", (row,) * rows, next_key)
+
+
+def test_paging_stops_at_the_end_marker_or_an_empty_page() -> None:
+    assert next_key_after(_page(END_OF_DATA), "1777478400") is None
+    assert next_key_after(_page("1776873600", rows=0), "1777478400") is None
+    assert next_key_after(_page("1776873600"), "1777478400") == "1776873600"
+    assert next_key_after(_page("1776873600"), None) == "1776873600"
+
+
+@pytest.mark.parametrize(("requested", "returned"), [("1777478400", "1777478400"), ("1776873600", "1777478400")])
+def test_a_gateway_paging_in_a_loop_is_refused(requested: str, returned: str) -> None:
+    with pytest.raises(ProtocolError, match="loop"):
+        next_key_after(_page(returned), requested)
+
+
+def test_a_next_key_that_is_not_a_timestamp_is_refused() -> None:
+    with pytest.raises(ProtocolError, match="abc"):
+        next_key_after(_page("abc"), None)
+
+
+def test_start_key_must_look_like_a_returned_key() -> None:
+    client = OpenDClient("127.0.0.1", 1)
+    with pytest.raises(ValueError, match="start_key"):
+        next(client.iter_short_interest("HK.00700", start_key="yesterday"))
+    client.close()
