@@ -19,8 +19,7 @@ from pipelines.crawl.rate_limiter import (
     default_margin,
     reservations,
 )
-from pipelines.warehouse.engine import create_engine_for
-from pipelines.warehouse.migrate import upgrade
+from pipelines.warehouse import create_engine_for, upgrade
 
 
 @pytest.fixture
