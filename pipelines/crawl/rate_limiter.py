@@ -28,6 +28,7 @@ above is small, exact on both databases, and lives in migration 0002.
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -111,17 +112,33 @@ class SharedRateLimiter:
         self.max_wait = max(300.0, 20 * (rate.seconds + margin)) if max_wait is None else max_wait
         self.lock_timeout = lock_timeout
         self._span = rate.seconds + margin
+        self._totals_lock = threading.Lock()
+        self._waited = 0.0
+        self._acquired = 0
         digest = hashlib.sha1(f"shortinterest.rate_limiter:{bucket}".encode()).digest()
         self._lock_key = int.from_bytes(digest[:8], "big", signed=True)
 
     def __repr__(self) -> str:
         return f"SharedRateLimiter({self.rate}, bucket={self.bucket!r}, margin={self.margin:g})"
 
+    @property
+    def waited_seconds(self) -> float:
+        """Seconds all `acquire` calls on this instance have waited so far: progress reports take deltas."""
+        return self._waited
+
+    @property
+    def acquired(self) -> int:
+        return self._acquired
+
     def acquire(self) -> float:
         """Block until this caller may send one request; returns the seconds spent waiting."""
         started = time.monotonic()
         self.reserve().wait()
-        return time.monotonic() - started
+        waited = time.monotonic() - started
+        with self._totals_lock:
+            self._waited += waited
+            self._acquired += 1
+        return waited
 
     def reserve(self) -> Reservation:
         """Book the next slot without sleeping; the caller must not send before `wait()` returns."""

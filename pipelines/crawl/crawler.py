@@ -1,0 +1,339 @@
+"""Crawl short-interest history for codes into the warehouse: incremental, resumable, rate-limited.
+
+Requests are the scarce resource (a shared budget of OPEND_RATE_LIMIT per account), so:
+
+* A code loaded before is refreshed incrementally: pages are read newest first and the crawl stops at
+  the first page that reaches back to the newest date of the last completed crawl. A weekly refresh
+  costs one request per code, and the re-read rows pick up published revisions.
+* A code never loaded (or `full=True`) walks the whole history. Each page commits in one transaction
+  with the cursor of the next page, so a crash or kill loses at most one page and the next run resumes
+  from the cursor, then reads from the top down to what it holds, to catch rows published meanwhile.
+* The stop date of an incremental crawl is the one recorded at the last *completed* crawl, not the
+  newest stored row: an incremental crawl that dies after its first page must not leave a gap that
+  the next run would skip over.
+* Transient failures (gateway, network, database, frequency rejections) are retried with backoff per
+  request; anything else fails only the code at hand, is recorded with mark_error, and the crawl goes on.
+
+A Crawler works one code at a time and is not meant to be shared between threads: its per-code
+request and wait counts are deltas of its client's and limiter's counters.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date
+from functools import partial
+from typing import TypeVar
+
+import sqlalchemy as sa
+
+from pipelines.config import Settings
+from pipelines.crawl.events import CrawlEvent, EventKind
+from pipelines.crawl.rate_limiter import RateLimiterError, SharedRateLimiter
+from pipelines.crawl.retry import RetryPolicy, is_transient
+from pipelines.warehouse import (
+    UpsertResult,
+    create_engine_for,
+    ensure_migrated,
+    get_crawl_state,
+    mark_attempt,
+    mark_error,
+    mark_success,
+    newest_trade_date,
+    save_cursor,
+    upsert_rows,
+)
+from pipelines.warehouse.errors import WarehouseError
+from proto_client.client import OpenDClient, next_key_after
+from proto_client.errors import InvalidCodeError, OpenDError, RequestError
+from proto_client.records import Page
+from proto_client.security import Market, parse_code
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 50
+DEFAULT_RETRY = RetryPolicy()
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class CodeResult:
+    """What one code's crawl did. `market` is None only for a code that does not parse."""
+
+    code: str
+    market: Market | None
+    full: bool
+    pages: int
+    requests: int
+    inserted: int
+    updated: int
+    unchanged: int
+    waited_seconds: float
+    elapsed_seconds: float
+    newest_trade_date: date | None
+    error: str | None
+    resumed_from: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def mode(self) -> str:
+        if self.resumed_from is not None:
+            return "resumed"
+        return "full" if self.full else "incremental"
+
+
+@dataclass
+class _Progress:
+    """Running totals of the code being crawled."""
+
+    code: str
+    waited_before: float
+    requests_before: int
+    started: float = field(default_factory=time.monotonic)
+    full: bool = False
+    resumed_from: str | None = None
+    pages: int = 0
+    rows: UpsertResult = field(default_factory=UpsertResult)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    cursor: str | None  # an interrupted full crawl resumes here
+    stop_at: date | None  # newest date of the last completed crawl; None: crawl the whole history
+
+
+class Crawler:
+    """Loads codes through one client and the shared limiter into the warehouse behind `engine`."""
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        client: OpenDClient,
+        limiter: SharedRateLimiter,
+        *,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        on_event: Callable[[CrawlEvent], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.client = client
+        self.limiter = limiter
+        self.retry = retry
+        self.on_event = on_event
+        self._rng = random.Random()
+
+    def crawl_codes(self, codes: Sequence[str], *, full: bool = False) -> list[CodeResult]:
+        """Crawl each code in turn; one failing code never stops the others."""
+        return [self.crawl_code(code, full=full) for code in codes]
+
+    def crawl_code(self, code: str, *, full: bool = False) -> CodeResult:
+        """Crawl one code; per-code failures come back in `error`, never as an exception."""
+        progress = _Progress(code, self.limiter.waited_seconds, self.client.requests_sent)
+        try:
+            market = parse_code(code).market
+        except InvalidCodeError as exc:
+            self._emit(progress, EventKind.FAILED, str(exc))
+            return self._result(progress, None, None, str(exc))
+        try:
+            newest = self._crawl(code, full, progress)
+        except Exception as exc:
+            message = describe_failure(exc)
+            if not _is_expected(exc):
+                log.exception("crawl of %s failed unexpectedly", code)
+            self._record_error(code, message)
+            self._emit(progress, EventKind.FAILED, message)
+            return self._result(progress, market, None, message)
+        self._emit(progress, EventKind.DONE, f"newest trade date {newest}" if newest else "no rows")
+        return self._result(progress, market, newest, None)
+
+    def _crawl(self, code: str, full: bool, progress: _Progress) -> date | None:
+        plan = self._retrying(progress, "reading the crawl state", lambda: self._plan(code))
+        if plan.cursor is not None:
+            progress.full, progress.resumed_from = True, plan.cursor
+            self._emit(progress, EventKind.START, f"resuming an interrupted full crawl at page key {plan.cursor}")
+            self._walk(code, progress, start_key=plan.cursor, stop_at=None, resumable=True)
+            # The tail is done and everything from the first crawled page down is stored: read from the
+            # top down to it for rows published since the interrupted crawl began.
+            stop_at = self._retrying(progress, "reading the newest date", lambda: self._stored_newest(code))
+            self._walk(code, progress, start_key=None, stop_at=stop_at, resumable=stop_at is None)
+        elif full or plan.stop_at is None:
+            progress.full = True
+            self._emit(progress, EventKind.START, "full crawl")
+            self._walk(code, progress, start_key=None, stop_at=None, resumable=True)
+        else:
+            self._emit(progress, EventKind.START, f"incremental crawl down to {plan.stop_at}")
+            self._walk(code, progress, start_key=None, stop_at=plan.stop_at, resumable=False)
+        return self._retrying(progress, "recording success", lambda: self._finish(code))
+
+    def _plan(self, code: str) -> _Plan:
+        with self.engine.begin() as conn:
+            state = get_crawl_state(conn, code)
+            stored = newest_trade_date(conn, code)
+            mark_attempt(conn, code)
+        if state is not None and state.full_crawl_cursor:
+            return _Plan(state.full_crawl_cursor, None)
+        if state is None or state.newest_trade_date is None or stored is None:
+            return _Plan(None, None)
+        return _Plan(None, min(state.newest_trade_date, stored))
+
+    def _walk(
+        self, code: str, progress: _Progress, *, start_key: str | None, stop_at: date | None, resumable: bool
+    ) -> None:
+        """Fetch and store pages from `start_key` until the history ends or a page reaches `stop_at`."""
+        key = start_key
+        while True:
+            requested = key
+            page = self._retrying(
+                progress,
+                f"fetching page {progress.pages + 1}",
+                partial(self.client.get_short_interest_page, code, requested, PAGE_SIZE),
+            )
+            next_key = next_key_after(page, requested)
+            done = next_key is None or (stop_at is not None and _oldest(page) <= stop_at)
+            cursor = None if done else next_key
+            written = self._retrying(
+                progress,
+                f"writing page {progress.pages + 1}",
+                partial(self._write_page, code, page, cursor, resumable),
+            )
+            progress.pages += 1
+            progress.rows = progress.rows + written
+            self._emit(progress, EventKind.PAGE)
+            if done:
+                return
+            key = next_key
+
+    def _write_page(self, code: str, page: Page, cursor: str | None, resumable: bool) -> UpsertResult:
+        with self.engine.begin() as conn:
+            written = upsert_rows(conn, page.rows)
+            if resumable:
+                save_cursor(conn, code, cursor)
+        return written
+
+    def _stored_newest(self, code: str) -> date | None:
+        with self.engine.connect() as conn:
+            return newest_trade_date(conn, code)
+
+    def _finish(self, code: str) -> date | None:
+        with self.engine.begin() as conn:
+            newest = newest_trade_date(conn, code)
+            save_cursor(conn, code, None)
+            mark_success(conn, code, newest)
+        return newest
+
+    def _retrying(self, progress: _Progress, what: str, action: Callable[[], T]) -> T:
+        """Run `action`, retrying transient failures with backoff; the last failure propagates."""
+        failures = 0
+        while True:
+            try:
+                return action()
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                failures += 1
+                if failures >= self.retry.attempts:
+                    raise
+                delay = self.retry.backoff(failures, self._rng)
+                message = (
+                    f"{what}: {describe_failure(exc)}; retry {failures} of {self.retry.attempts - 1} in {delay:.1f} s"
+                )
+                log.warning("%s: %s", progress.code, message)
+                self._emit(progress, EventKind.RETRY, message, backoff=delay)
+                time.sleep(delay)
+
+    def _record_error(self, code: str, message: str) -> None:
+        try:
+            with self.engine.begin() as conn:
+                mark_error(conn, code, message)
+        except Exception as exc:  # the database may be what failed; the result still carries the error
+            log.warning("could not record the failure of %s in the warehouse: %s", code, exc)
+
+    def _emit(self, progress: _Progress, kind: EventKind, message: str | None = None, **extra: float) -> None:
+        if self.on_event is None:
+            return
+        event = CrawlEvent(
+            code=progress.code,
+            kind=kind,
+            pages=progress.pages,
+            inserted=progress.rows.inserted,
+            updated=progress.rows.updated,
+            unchanged=progress.rows.unchanged,
+            waited=self.limiter.waited_seconds - progress.waited_before,
+            message=message,
+            **extra,
+        )
+        try:
+            self.on_event(event)
+        except Exception:  # a broken progress display must not fail a load
+            log.exception("progress callback failed on %s", event)
+
+    def _result(self, progress: _Progress, market: Market | None, newest: date | None, error: str | None) -> CodeResult:
+        return CodeResult(
+            code=progress.code,
+            market=market,
+            full=progress.full,
+            pages=progress.pages,
+            requests=self.client.requests_sent - progress.requests_before,
+            inserted=progress.rows.inserted,
+            updated=progress.rows.updated,
+            unchanged=progress.rows.unchanged,
+            waited_seconds=self.limiter.waited_seconds - progress.waited_before,
+            elapsed_seconds=time.monotonic() - progress.started,
+            newest_trade_date=newest,
+            error=error,
+            resumed_from=progress.resumed_from,
+        )
+
+
+@contextmanager
+def open_crawler(
+    settings: Settings,
+    *,
+    on_event: Callable[[CrawlEvent], None] | None = None,
+    retry: RetryPolicy = DEFAULT_RETRY,
+) -> Iterator[Crawler]:
+    """A Crawler on the configured warehouse and gateway, every request throttled by the shared limiter.
+
+    Raises WarehouseNotMigratedError for a warehouse not at head, and GatewayConnectionError (saying how
+    to start the demo gateway) when nothing answers at OPEND_HOST:OPEND_PORT, before any crawling.
+    """
+    engine = create_engine_for(settings.database_url)
+    try:
+        ensure_migrated(engine)
+        limiter = SharedRateLimiter(engine, settings.rate_limit)
+        with OpenDClient(settings.opend_host, settings.opend_port, throttle=limiter.acquire) as client:
+            yield Crawler(engine, client, limiter, retry=retry, on_event=on_event)
+    finally:
+        engine.dispose()
+
+
+def describe_failure(exc: BaseException) -> str:
+    """A one-line reason for a person: the gateway's own words for refused requests."""
+    if isinstance(exc, RequestError):
+        if exc.is_unknown_security:
+            return f"the gateway does not know this code: {exc.ret_msg}"
+        return f"the gateway refused the request: {exc.ret_msg or exc}"
+    if isinstance(exc, sa.exc.SQLAlchemyError):
+        original = getattr(exc, "orig", None)
+        detail = str(original or exc).strip().splitlines()[0]
+        return f"warehouse database error: {detail}"
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if _is_expected(exc):
+        return text or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _is_expected(exc: BaseException) -> bool:
+    return isinstance(exc, OpenDError | WarehouseError | sa.exc.SQLAlchemyError | InvalidCodeError | RateLimiterError)
+
+
+def _oldest(page: Page) -> date:
+    return min(row.trade_date for row in page.rows)
