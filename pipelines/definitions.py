@@ -1,0 +1,31 @@
+"""The Dagster code location: `dagster dev` (via workspace.yaml) and `dagster definitions validate` load `defs`.
+
+Adding a code to the watchlist needs no change here: the watchlist_partitions sensor adds its partition.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from pipelines.orchestration.assets import short_interest_assets
+from pipelines.orchestration.checks import checks_for
+from pipelines.orchestration.jobs import full_refresh_job, refresh_job
+from pipelines.orchestration.resources import default_resources
+from pipelines.orchestration.schedules import weekly_schedules
+from pipelines.orchestration.sensors import watchlist_partitions_sensor
+from proto_client.security import Market
+
+
+def build_definitions() -> dg.Definitions:
+    """Everything the code location serves; resources read the environment when this is called."""
+    return dg.Definitions(
+        assets=short_interest_assets(),
+        asset_checks=[check for market in Market for check in checks_for(market)],
+        jobs=[job for market in Market for job in (refresh_job(market), full_refresh_job(market))],
+        schedules=weekly_schedules(),
+        sensors=[watchlist_partitions_sensor],
+        resources=default_resources(),
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,138 @@
+"""The two assets, `us_short_interest` and `hk_short_interest`: one partition per watchlist code.
+
+A run loads every partition it was given over one gateway connection (single-run backfill policy),
+so a UI backfill of hundreds of codes is one run, not hundreds. Each loaded code gets its own
+materialization with its own counts; failed codes fail the run only after the others are loaded.
+"""
+
+from collections.abc import Iterator
+from typing import Any
+
+import dagster as dg
+from pydantic import Field
+
+from pipelines.crawl.crawler import CodeResult
+from pipelines.orchestration.jobs import asset_key_for
+from pipelines.orchestration.loading import RunLoad, load_codes
+from pipelines.orchestration.metadata import column_schema, newest_rows_preview, row_count, table_metadata
+from pipelines.orchestration.partitions import partitions_for
+from pipelines.orchestration.resources import GatewayResource, WarehouseResource, settings_for_run
+from pipelines.warehouse.migrate import ensure_migrated
+from pipelines.warehouse.schema import table_for
+from proto_client.security import Market
+
+GROUP = "short_interest"
+# Steps in this pool talk to the gateway; dagster.yaml limits how many run at once.
+GATEWAY_POOL = "opend_gateway"
+
+_DESCRIPTIONS = {
+    Market.US: (
+        "FINRA short interest for US watchlist codes (twice a month, settlement dates), one row per code "
+        "and trade date, loaded from the OpenD gateway."
+    ),
+    Market.HK: (
+        "SFC weekly aggregated reportable short positions for HK watchlist codes, one row per code and "
+        "trade date, loaded from the OpenD gateway."
+    ),
+}
+
+
+class LoadConfig(dg.Config):
+    """Run config of both assets."""
+
+    full: bool = Field(
+        default=False,
+        description=(
+            "Re-read each code's whole history (and pick up revisions of any date) instead of only the "
+            "pages newer than what the warehouse holds."
+        ),
+    )
+
+
+class CodesFailedError(dg.Failure):
+    """Some codes of the run could not be loaded; the others were loaded and materialized."""
+
+
+def code_metadata(result: CodeResult, preview: str, rows: int, schema: dg.TableSchema) -> dict[str, Any]:
+    """One code's materialization metadata, as read in the UI."""
+    return {
+        "rows_inserted": result.inserted,
+        "rows_updated": result.updated,
+        "rows_unchanged": result.unchanged,
+        "requests": result.requests,
+        "pages": result.pages,
+        "rate_limit_wait_seconds": round(result.waited_seconds, 3),
+        "elapsed_seconds": round(result.elapsed_seconds, 3),
+        "mode": "full" if result.full else "incremental",
+        "newest_trade_date": str(result.newest_trade_date) if result.newest_trade_date else "none",
+        "newest_rows": dg.MetadataValue.md(preview),
+        "dagster/row_count": rows,
+        "dagster/column_schema": schema,
+    }
+
+
+def short_interest_asset(market: Market) -> dg.AssetsDefinition:
+    table = table_for(market)
+    schema = column_schema(table)
+    key = asset_key_for(market)
+
+    @dg.asset(
+        key=key,
+        description=_DESCRIPTIONS[market],
+        partitions_def=partitions_for(market),
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        group_name=GROUP,
+        pool=GATEWAY_POOL,
+        kinds={"sql"},
+        metadata=table_metadata(table),
+    )
+    def _asset(
+        context: dg.AssetExecutionContext,
+        config: LoadConfig,
+        gateway: GatewayResource,
+        warehouse: WarehouseResource,
+    ) -> Iterator[dg.AssetMaterialization | dg.MaterializeResult]:
+        codes = list(context.partition_keys)
+        settings = settings_for_run(gateway, warehouse)
+        with warehouse.engine() as engine:
+            ensure_migrated(engine)
+        context.log.info(
+            f"loading {len(codes)} {market.prefix} code(s) ({'full' if config.full else 'incremental'}) "
+            f"from {gateway.host}:{gateway.port} at {gateway.rate_limit} requests/seconds"
+        )
+        outcome = load_codes(settings, market, codes, full=config.full, log=context.log)
+        per_code: dict[str, dict[str, Any]] = {}
+        with warehouse.engine() as engine, engine.connect() as conn:
+            for result in outcome.loaded:
+                preview = newest_rows_preview(conn, table, result.code)
+                per_code[result.code] = code_metadata(result, preview, row_count(conn, table, result.code), schema)
+        if not outcome.ok:
+            # The step fails, so Dagster records no materialization of its own: yield the loaded codes' here.
+            for code, metadata in per_code.items():
+                yield dg.AssetMaterialization(asset_key=key, partition=code, metadata=metadata)
+            raise _failure(outcome, len(codes))
+        for code, metadata in per_code.items():
+            context.add_asset_metadata(metadata, partition_key=code)
+        yield dg.MaterializeResult()
+
+    return _asset
+
+
+def _failure(outcome: RunLoad, total: int) -> CodesFailedError:
+    names = ", ".join(f.code for f in outcome.failed)
+    details = "\n".join(f"- {f.code}: {f.error}" for f in outcome.failed)
+    return CodesFailedError(
+        description=(
+            f"{len(outcome.failed)} of {total} code(s) failed: {names}. "
+            f"{len(outcome.loaded)} other code(s) were loaded.\n{details}"
+        ),
+        metadata={
+            "failed_codes": dg.MetadataValue.json([f.code for f in outcome.failed]),
+            "errors": dg.MetadataValue.json({f.code: f.error for f in outcome.failed}),
+            "loaded_codes": dg.MetadataValue.json([r.code for r in outcome.loaded]),
+        },
+    )
+
+
+def short_interest_assets() -> list[dg.AssetsDefinition]:
+    return [short_interest_asset(Market.US), short_interest_asset(Market.HK)]

@@ -1,0 +1,49 @@
+"""What a person reads in the UI about a table and about one code's load: schema, counts, newest rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from pipelines.orchestration.quality import markdown_table
+
+PREVIEW_ROWS = 5
+# The preview leaves out the audit stamps: they say when we loaded, not what was published.
+_PREVIEW_SKIP = frozenset({"code", "first_loaded_at", "updated_at"})
+
+
+def column_schema(table: sa.Table) -> dg.TableSchema:
+    """The table's columns as Dagster shows them (`dagster/column_schema`), comments included."""
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                name=column.name,
+                type=str(column.type.compile(dialect=postgresql.dialect())).lower(),
+                description=column.comment,
+                constraints=dg.TableColumnConstraints(nullable=bool(column.nullable)),
+            )
+            for column in table.columns
+        ]
+    )
+
+
+def table_metadata(table: sa.Table) -> dict[str, Any]:
+    """Definition-level metadata of an asset backed by `table`."""
+    return {"dagster/column_schema": column_schema(table), "dagster/table_name": table.name}
+
+
+def newest_rows_preview(conn: sa.Connection, table: sa.Table, code: str, limit: int = PREVIEW_ROWS) -> str:
+    """The code's newest rows as a markdown table."""
+    columns = [c for c in table.columns if c.name not in _PREVIEW_SKIP]
+    query = sa.select(*columns).where(table.c.code == code).order_by(table.c.trade_date.desc()).limit(limit)
+    rows = conn.execute(query).all()
+    if not rows:
+        return f"no rows for {code}"
+    return markdown_table([c.name for c in columns], rows)
+
+
+def row_count(conn: sa.Connection, table: sa.Table, code: str) -> int:
+    return int(conn.execute(sa.select(sa.func.count()).where(table.c.code == code)).scalar_one())

@@ -1,0 +1,130 @@
+"""Dagster resources: the gateway, the warehouse and the watchlist, configured from the documented env vars.
+
+Each resource only holds configuration; connections are opened per run and closed when it ends, so a
+code location never keeps sockets or pools open between runs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+import sqlalchemy as sa
+from pydantic import Field
+
+from pipelines.config import (
+    DEFAULT_DATABASE_URL,
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    DEFAULT_RATE_LIMIT,
+    PACKAGED_WATCHLIST,
+    ConfigError,
+    RateLimit,
+    Settings,
+)
+from pipelines.crawl.watchlist import Watchlist, load_watchlist
+from pipelines.warehouse.engine import create_engine_for
+
+
+class GatewayResource(dg.ConfigurableResource):
+    """Where the OpenD gateway listens and how many requests per window the account may send."""
+
+    host: str = Field(default=DEFAULT_HOST, description="OpenD gateway host (OPEND_HOST).")
+    port: int = Field(default=DEFAULT_PORT, description="OpenD gateway port (OPEND_PORT).")
+    rate_limit: str = Field(
+        default=DEFAULT_RATE_LIMIT,
+        description="Requests/seconds allowed per account for the short-interest API (OPEND_RATE_LIMIT).",
+    )
+
+    def rate(self) -> RateLimit:
+        return RateLimit.parse(self.rate_limit)
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the bad setting before any connection is attempted."""
+        self.rate()
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"OPEND_PORT={self.port!r}: expected a port number from 1 to 65535")
+        if not self.host.strip():
+            raise ConfigError("OPEND_HOST is empty")
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The SQLAlchemy URL of the warehouse the crawler writes and the checks read."""
+
+    database_url: str = Field(
+        default=DEFAULT_DATABASE_URL,
+        description="SQLAlchemy URL of the warehouse (SHORTINTEREST_DATABASE_URL).",
+    )
+
+    @contextmanager
+    def engine(self) -> Iterator[sa.Engine]:
+        """An engine for one run, disposed afterwards so no pooled connection outlives the run."""
+        engine = create_engine_for(self.database_url)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+
+
+class WatchlistResource(dg.ConfigurableResource):
+    """The YAML watchlist the partition sensor mirrors into `us_codes` / `hk_codes`."""
+
+    path: str = Field(
+        default=str(PACKAGED_WATCHLIST),
+        description="Path of the YAML watchlist (SHORTINTEREST_WATCHLIST).",
+    )
+
+    def load(self) -> Watchlist:
+        """The validated watchlist; WatchlistError names every bad entry."""
+        return load_watchlist(Path(self.path))
+
+
+def settings_for_run(gateway: GatewayResource, warehouse: WarehouseResource) -> Settings:
+    """The resources' values as the crawler's Settings (the watchlist plays no part in a run)."""
+    gateway.validate()
+    return Settings(
+        opend_host=gateway.host,
+        opend_port=gateway.port,
+        rate_limit=gateway.rate(),
+        database_url=warehouse.database_url,
+    )
+
+
+def _env_or(name: str, default: str) -> str | dg.EnvVar:
+    """`dg.EnvVar(name)` when the variable is set (the UI then shows where the value comes from), else the default.
+
+    EnvVar alone would make every unset variable an error, but each one has a documented default.
+    """
+    return dg.EnvVar(name) if os.environ.get(name) else default
+
+
+def _env_int_or(name: str, default: int) -> int | dg.EnvVar:
+    return dg.EnvVar.int(name) if os.environ.get(name) else default
+
+
+def default_resources() -> dict[str, dg.ConfigurableResource]:
+    """Resources for the code location, read from OPEND_HOST, OPEND_PORT, OPEND_RATE_LIMIT,
+    SHORTINTEREST_DATABASE_URL and SHORTINTEREST_WATCHLIST with the defaults of `pipelines.config`."""
+    return {
+        "gateway": GatewayResource(
+            host=_env_or("OPEND_HOST", DEFAULT_HOST),
+            port=_env_int_or("OPEND_PORT", DEFAULT_PORT),
+            rate_limit=_env_or("OPEND_RATE_LIMIT", DEFAULT_RATE_LIMIT),
+        ),
+        "warehouse": WarehouseResource(database_url=_env_or("SHORTINTEREST_DATABASE_URL", DEFAULT_DATABASE_URL)),
+        "watchlist": WatchlistResource(path=_env_or("SHORTINTEREST_WATCHLIST", str(PACKAGED_WATCHLIST))),
+    }
+
+
+def resources_from_settings(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+    """Literal resources for in-process runs (the demo, tests, benchmarks) that already hold Settings."""
+    return {
+        "gateway": GatewayResource(
+            host=settings.opend_host, port=settings.opend_port, rate_limit=str(settings.rate_limit)
+        ),
+        "warehouse": WarehouseResource(database_url=settings.database_url),
+        "watchlist": WatchlistResource(path=str(settings.watchlist_path)),
+    }
