@@ -115,6 +115,14 @@ class OpenDClient:
         """Successful connects (InitConnect done), reconnects included."""
         return self._connects
 
+    def is_connected(self) -> bool:
+        """Whether a connection is open and the gateway has not closed it; sends nothing.
+
+        Waits for a request in flight on another thread to finish.
+        """
+        with self._lock:
+            return self._conn is not None and not self._conn.peer_closed()
+
     def connect(self) -> None:
         """Open the connection now (requests also open it on demand) and start the keepalive thread.
 
@@ -139,10 +147,7 @@ class OpenDClient:
             self._drop()
 
     def get_global_state(self) -> GlobalState:
-        with self._lock:
-            conn = self._ensure_connection()
-            frame = self._exchange(conn, PROTO_GET_GLOBAL_STATE, global_state_request())
-        return parse_global_state_reply(frame.body)
+        return parse_global_state_reply(self._call(PROTO_GET_GLOBAL_STATE, global_state_request()))
 
     def get_short_interest_page(
         self, code: str | Security, next_key: str | None = None, num: int = MAX_PAGE_SIZE
@@ -151,7 +156,7 @@ class OpenDClient:
         security = code if isinstance(code, Security) else parse_code(code)
         check_page_args(next_key, num)
         body = short_interest_request(security, next_key, num)
-        frame_body = self._send_short_interest(body)
+        frame_body = self._call(PROTO_GET_SHORT_INTEREST, body)
         return parse_short_interest_reply(frame_body, security)
 
     def iter_short_interest(
@@ -176,25 +181,31 @@ class OpenDClient:
             if key is None:
                 return
 
-    def _send_short_interest(self, body: bytes) -> bytes:
-        """Throttle, send, and await one 3249 request, reconnecting once if the peer had gone away.
+    def _call(self, proto_id: int, body: bytes) -> bytes:
+        """Send one request and return its reply body, reconnecting and resending once if the peer had gone.
 
-        The throttle runs outside the lock: a rate limiter may block for most of a window, and the
-        keepalive thread must still be able to use the idle connection meanwhile.
+        Only Qot_GetShortInterest is throttled, once per write. The throttle runs outside the lock: a rate
+        limiter may block for most of a window, and the keepalive thread must still reach the idle
+        connection meanwhile. The connection is opened before throttling so an unreachable gateway costs
+        no rate-limit token.
         """
+        throttle = self._throttle if proto_id == PROTO_GET_SHORT_INTEREST else None
         resent = False
         while True:
-            with self._lock:
-                self._ensure_connection()
-            if self._throttle is not None:
-                self._throttle()
+            if throttle is not None:
+                with self._lock:
+                    self._ensure_connection()
+                throttle()
             with self._lock:
                 conn = self._ensure_connection()
-                self._requests_sent += 1
+                if proto_id == PROTO_GET_SHORT_INTEREST:
+                    self._requests_sent += 1
                 try:
-                    return self._exchange(conn, PROTO_GET_SHORT_INTEREST, body).body
+                    return self._exchange(conn, proto_id, body).body
                 except ConnectionDropped as exc:
-                    if resent or self._closed:
+                    if self._closed:
+                        raise GatewayConnectionError(f"client for {self._endpoint} was closed: {exc}") from exc
+                    if resent:
                         raise GatewayConnectionError(
                             f"gateway at {self._endpoint} dropped the connection again after a reconnect: {exc}"
                         ) from exc
@@ -217,8 +228,11 @@ class OpenDClient:
         """The live connection, opening one (and the keepalive thread) if needed. Caller holds the lock."""
         if self._closed:
             raise GatewayConnectionError(f"client for {self._endpoint} is closed; call connect() to reopen it")
-        if self._conn is not None and not self._conn.closed:
-            return self._conn
+        if self._conn is not None:
+            if not self._conn.peer_closed():
+                return self._conn
+            log.info("gateway at %s closed the idle connection; reconnecting", self._endpoint)
+            self._drop()
         conn = Connection.open(
             self._endpoint,
             client_id=self._client_id,

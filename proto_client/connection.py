@@ -142,6 +142,25 @@ class Connection:
                 serial,
             )
 
+    def peer_closed(self) -> bool:
+        """Whether the gateway has already closed this connection (checked without blocking).
+
+        Looking before a request means an idle connection the gateway dropped is replaced before a
+        rate-limit token is spent on a write that could never be answered.
+        """
+        if self._closed:
+            return True
+        if self._buf:
+            return False  # unread frames pending: the peer spoke, the next read will tell
+        try:
+            self._sock.settimeout(0.0)
+            peeked = self._sock.recv(1, socket.MSG_PEEK)
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+        return not peeked
+
     def keep_alive(self) -> None:
         reply = self.request(PROTO_KEEP_ALIVE, keep_alive_request(int(time.time())))
         parse_keep_alive_reply(reply.body)

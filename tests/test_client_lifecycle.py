@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
 from datetime import date
+from pathlib import Path
 
 import pytest
 
 from proto_client.client import OpenDClient, next_key_after
+from proto_client.connection import Connection, Endpoint
 from proto_client.errors import GatewayConnectionError, ProtocolError
+from proto_client.framing import Frame, encode_frame
+from proto_client.messages import (
+    PROTO_GET_SHORT_INTEREST,
+    PROTO_KEEP_ALIVE,
+    keep_alive_request,
+    parse_short_interest_reply,
+    short_interest_request,
+)
 from proto_client.records import END_OF_DATA, HkShortInterestRow, Page
+from proto_client.security import parse_code
 from proto_client.simulator.demo_data import rows_for
 from tests.support.gateway import GatewayProcess
 
@@ -147,3 +159,32 @@ def test_start_key_must_look_like_a_returned_key() -> None:
     with pytest.raises(ValueError, match="start_key"):
         next(client.iter_short_interest("HK.00700", start_key="yesterday"))
     client.close()
+
+
+def test_an_idle_connection_the_gateway_closed_is_replaced_before_throttling(
+    gateway_factory: GatewayFactory, tmp_path: Path
+) -> None:
+    stats_file = tmp_path / "stats.json"
+    gw = _gateway(gateway_factory, "--idle-timeout", "1", "--keepalive-interval", "30", "--stats-file", str(stats_file))
+    throttled: list[None] = []
+    with OpenDClient(gw.host, gw.port, throttle=lambda: throttled.append(None)) as client:
+        first = client.get_short_interest_page("US.NVDA", num=2)
+        assert _wait_until(lambda: not client.is_connected())
+        second = client.get_short_interest_page("US.NVDA", first.next_key, num=2)
+        assert client.connects == 2
+        assert client.requests_sent == len(throttled) == 2
+    assert json.loads(stats_file.read_text())["requests"] == 2
+    assert list(first.rows + second.rows) == rows_for("US.NVDA", AS_OF)[:4]
+
+
+def test_replies_to_other_requests_arriving_first_are_skipped(gateway_factory: GatewayFactory) -> None:
+    gw = _gateway(gateway_factory)
+    conn = Connection.open(Endpoint(gw.host, gw.port), client_id="stray", connect_timeout=5, reply_timeout=10)
+    try:
+        # A KeepAlive whose reply nobody awaits: it reaches the reader first, with a foreign serial number.
+        conn._sock.sendall(encode_frame(Frame(PROTO_KEEP_ALIVE, 4_000_000_000, keep_alive_request(0))))
+        security = parse_code("HK.09988")
+        reply = conn.request(PROTO_GET_SHORT_INTEREST, short_interest_request(security, None, 3))
+    finally:
+        conn.close()
+    assert list(parse_short_interest_reply(reply.body, security).rows) == rows_for("HK.09988", AS_OF)[:3]

@@ -17,7 +17,7 @@ from proto_client.messages import (
     short_interest_request,
 )
 from proto_client.pb import get_global_state_pb2, init_connect_pb2, qot_get_short_interest_pb2
-from proto_client.records import END_OF_DATA, HkShortInterestRow, UsShortInterestRow
+from proto_client.records import END_OF_DATA, HkShortInterestRow, UsShortInterestRow, trade_date_of
 from proto_client.security import parse_code
 
 Response = qot_get_short_interest_pb2.Response
@@ -197,3 +197,27 @@ def test_init_connect_and_global_state_replies() -> None:
     s2c.time = 1777478400
     global_state = parse_global_state_reply(state.SerializeToString())
     assert (global_state.qot_logined, global_state.server_ver, global_state.time) == (True, 1011, 1777478400)
+
+
+def test_a_timestamp_outside_the_calendar_is_refused_naming_it() -> None:
+    item = qot_get_short_interest_pb2.UsShortInterestItem(timestamp=2**62)
+    with pytest.raises(ProtocolError, match=str(2**62)):
+        parse_short_interest_reply(_reply(usItemList=[item]).SerializeToString(), parse_code("US.AAPL"))
+
+
+@pytest.mark.parametrize("code", ["US.AAPL", "HK.00700"])
+def test_trade_dates_match_trade_date_of_across_daylight_saving_changes(code: str) -> None:
+    security = parse_code(code)
+    market = security.market
+    # Midnights around the 2026 New York DST switches, and a few arbitrary instants.
+    stamps = [1772946000, 1773028800, 1793505600, 1793595600, 0, 1777478400, 1777521599]
+    field = "usItemList" if market.prefix == "US" else "hkItemList"
+    item_type = (
+        qot_get_short_interest_pb2.UsShortInterestItem
+        if field == "usItemList"
+        else qot_get_short_interest_pb2.HkShortInterestItem
+    )
+    page = parse_short_interest_reply(
+        _reply(**{field: [item_type(timestamp=ts) for ts in stamps]}).SerializeToString(), security
+    )
+    assert [row.trade_date for row in page.rows] == [trade_date_of(ts, market) for ts in stamps]
