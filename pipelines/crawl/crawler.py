@@ -245,7 +245,7 @@ class Crawler:
                 message = (
                     f"{what}: {describe_failure(exc)}; retry {failures} of {self.retry.attempts - 1} in {delay:.1f} s"
                 )
-                log.warning("%s: %s", progress.code, message)
+                log.info("%s: %s", progress.code, message)
                 self._emit(progress, EventKind.RETRY, message, backoff=delay)
                 time.sleep(delay)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,10 +131,16 @@ def parse_watchlist_text(text: str, source: str = "<text>") -> Watchlist:
     if len(entries) > MAX_ENTRIES:
         raise WatchlistError(source, [f"`codes:` has {len(entries)} entries; the limit is {MAX_ENTRIES}"])
 
-    notes: list[str] = []
     extra_keys = [k for k in document if k != "codes"]
-    if extra_keys:
-        notes.append("ignored unknown key(s): " + ", ".join(repr(k) for k in extra_keys))
+    notes = ["ignored unknown key(s): " + ", ".join(repr(k) for k in extra_keys)] if extra_keys else []
+    return watchlist_from_entries(entries, source, notes=notes)
+
+
+def watchlist_from_entries(entries: Sequence[object], source: str, *, notes: Sequence[str] = ()) -> Watchlist:
+    """Validate codes given directly (e.g. on the command line) exactly as a watchlist file's entries."""
+    if len(entries) > MAX_ENTRIES:
+        raise WatchlistError(source, [f"{len(entries)} codes; the limit is {MAX_ENTRIES}"])
+    all_notes = list(notes)
     problems: list[str] = []
     codes: list[str] = []
     first_seen: dict[str, int] = {}
@@ -145,15 +151,17 @@ def parse_watchlist_text(text: str, source: str = "<text>") -> Watchlist:
             problems.append(f"entry {number} {entry!r}: {exc.reason}")
             continue
         if note:
-            notes.append(f"entry {number}: {note}")
+            all_notes.append(f"entry {number}: {note}")
         if code in first_seen:
-            notes.append(f"entry {number}: {code} repeats entry {first_seen[code]}; loaded once")
+            all_notes.append(f"entry {number}: {code} repeats entry {first_seen[code]}; loaded once")
             continue
         first_seen[code] = number
         codes.append(code)
     if problems:
         raise WatchlistError(source, problems)
-    return Watchlist(tuple(codes), source, tuple(notes))
+    if not codes:
+        raise WatchlistError(source, ["no codes given"])
+    return Watchlist(tuple(codes), source, tuple(all_notes))
 
 
 def normalize_entry(entry: object) -> tuple[str, str | None]:

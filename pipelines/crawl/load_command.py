@@ -1,0 +1,100 @@
+"""`shortinterest load [CODE ...] [--full]`: crawl codes (default: the watchlist) into the warehouse.
+
+Everything that can be checked before the first request is: settings, every code, the schema, and
+that a gateway answers. Then every code is crawled even if some fail; the exit status is non-zero
+when any did, and the summary names each failed code and why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import sqlalchemy as sa
+
+from pipelines.config import ConfigError, Settings
+from pipelines.crawl.crawler import CodeResult, open_crawler
+from pipelines.crawl.progress import LoadProgress, summary
+from pipelines.crawl.watchlist import Watchlist, WatchlistError, load_watchlist, watchlist_from_entries
+from pipelines.warehouse import WarehouseNotMigratedError, mask_url
+from pipelines.warehouse.errors import WarehouseError
+from proto_client.errors import GatewayConnectionError
+
+EXIT_FAILED = 1  # some code failed, or the warehouse / gateway cannot be used
+EXIT_USAGE = 2  # bad settings or codes: nothing was requested
+
+log = logging.getLogger("shortinterest.load")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "codes", nargs="*", metavar="CODE", help="codes to load, e.g. US.AAPL HK.00700 (default: the watchlist)"
+    )
+    parser.add_argument("--full", action="store_true", help="re-read every page of history instead of only what is new")
+    parser.epilog = (
+        "Gateway: OPEND_HOST/OPEND_PORT; rate limit: OPEND_RATE_LIMIT (shared by all loads on one warehouse); "
+        "warehouse: SHORTINTEREST_DATABASE_URL; watchlist: SHORTINTEREST_WATCHLIST."
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s", stream=sys.stderr)
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    try:
+        watchlist = _codes(args.codes, settings)
+    except WatchlistError as exc:
+        return _fail(f"{exc}\nnothing was loaded", EXIT_USAGE)
+
+    out = sys.stdout
+    progress = LoadProgress(out, len(watchlist.codes), live=out.isatty())
+    results: list[CodeResult] = []
+    try:
+        with open_crawler(settings, on_event=progress.on_event) as crawler:
+            print(
+                f"loading {len(watchlist.codes)} code{'s' if len(watchlist.codes) != 1 else ''} "
+                f"({'full history' if args.full else 'new rows'}) from {crawler.client.endpoint} "
+                f"into {mask_url(crawler.engine.url)}, rate limit {settings.rate_limit} (requests/seconds)",
+                file=out,
+                flush=True,
+            )
+            for index, code in enumerate(watchlist.codes):
+                progress.starting(index, code)
+                result = crawler.crawl_code(code, full=args.full)
+                progress.finished(result)
+                results.append(result)
+    except WarehouseNotMigratedError as exc:
+        return _fail(str(exc), EXIT_FAILED)
+    except WarehouseError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except GatewayConnectionError as exc:
+        message = str(exc)
+        if "shortinterest gateway --demo" not in message:
+            message += (
+                f"\nis OpenD running? For a demo, start `shortinterest gateway --demo --port {settings.opend_port}`"
+            )
+        return _fail(message, EXIT_FAILED)
+    except sa.exc.SQLAlchemyError as exc:
+        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        return _fail(f"cannot use the warehouse database {mask_url(settings.database_url)}: {detail}", EXIT_FAILED)
+
+    print(file=out)
+    print(summary(results), file=out, flush=True)
+    return 0 if all(r.ok for r in results) else EXIT_FAILED
+
+
+def _codes(codes: list[str], settings: Settings) -> Watchlist:
+    if not codes:
+        return load_watchlist(settings.watchlist_path)
+    watchlist = watchlist_from_entries(codes, "command line")
+    for note in watchlist.notes:
+        log.warning("command line: %s", note)
+    return watchlist
+
+
+def _fail(message: str, status: int) -> int:
+    print(f"shortinterest load: {message}", file=sys.stderr)
+    return status

@@ -1,0 +1,101 @@
+"""`shortinterest status`: per code, what the warehouse holds and how its last load went.
+
+Lists the watchlist's codes (so a code that never loaded shows up as such) and any other code found in
+the warehouse (so a code dropped from the watchlist is not forgotten).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from pipelines.config import ConfigError, Settings
+from pipelines.crawl.table import format_table
+from pipelines.crawl.watchlist import WatchlistError, load_watchlist
+from pipelines.warehouse import (
+    CrawlState,
+    create_engine_for,
+    ensure_migrated,
+    list_crawl_states,
+    mask_url,
+    newest_trade_date,
+    row_counts,
+)
+from pipelines.warehouse.errors import WarehouseError, WarehouseNotMigratedError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = "Reads SHORTINTEREST_DATABASE_URL and SHORTINTEREST_WATCHLIST; sends nothing to the gateway."
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = Settings.from_env()
+        engine = create_engine_for(settings.database_url)
+    except (ConfigError, WarehouseError) as exc:
+        print(f"shortinterest status: {exc}", file=sys.stderr)
+        return 2
+    watchlist_codes: tuple[str, ...] = ()
+    try:
+        watchlist_codes = load_watchlist(settings.watchlist_path).codes
+    except WatchlistError as exc:
+        print(f"shortinterest status: warning: {exc}", file=sys.stderr)
+    try:
+        ensure_migrated(engine)
+        with engine.connect() as conn:
+            states = {state.code: state for state in list_crawl_states(conn)}
+            counts = row_counts(conn)
+            codes = list(watchlist_codes) + sorted((set(states) | set(counts)) - set(watchlist_codes))
+            newest = {code: newest_trade_date(conn, code) for code in codes if code in counts}
+    except WarehouseNotMigratedError as exc:
+        print(f"shortinterest status: {exc}", file=sys.stderr)
+        return 1
+    except sa.exc.SQLAlchemyError as exc:
+        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        print(f"shortinterest status: cannot read warehouse {mask_url(engine.url)}: {detail}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+
+    watched = set(watchlist_codes)
+    rows = []
+    for code in codes:
+        state = states.get(code)
+        newest_date = newest.get(code)
+        rows.append(
+            [
+                code,
+                "yes" if code in watched else "no",
+                newest_date.isoformat() if newest_date else "-",
+                counts.get(code, 0),
+                _when(state.last_success_at if state else None),
+                _when(state.last_attempt_at if state else None),
+                _condition(state),
+            ]
+        )
+    print(f"warehouse {mask_url(engine.url)}, watchlist {settings.watchlist_path}")
+    headers = ["code", "watchlist", "newest trade date", "rows", "last load", "last attempt", "state"]
+    print(format_table(headers, rows, right=[3]))
+    errors = [s for s in (states.get(c) for c in codes) if s is not None and s.last_error]
+    if errors:
+        print("\nlast errors:")
+        for state in errors:
+            print(f"  {state.code} ({_when(state.last_error_at)}): {state.last_error}")
+    return 0
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "never"
+
+
+def _condition(state: CrawlState | None) -> str:
+    if state is None:
+        return "never loaded"
+    if state.full_crawl_cursor:
+        return f"full crawl interrupted, resumes at key {state.full_crawl_cursor}"
+    if state.last_error:
+        return "last load failed"
+    return "ok" if state.last_success_at else "never completed"
