@@ -74,8 +74,9 @@ class OpenDClient:
         self._lock = threading.Lock()
         self._conn: Connection | None = None
         self._closed = False
-        self._stop = threading.Event()
-        self._keepalive_thread: threading.Thread | None = None
+        # The running keepalive thread and its own stop event: a fresh pair per connect, so a close racing
+        # a reconnect can never leave a thread that missed its stop signal.
+        self._keepalive: tuple[threading.Thread, threading.Event] | None = None
         self._last_io = time.monotonic()
         self._requests_sent = 0
         self._keepalives_sent = 0
@@ -135,16 +136,20 @@ class OpenDClient:
     def close(self) -> None:
         """Drop the connection and stop the keepalive thread; safe to call any number of times."""
         self._closed = True
-        self._stop.set()
+        keepalive = self._keepalive
+        if keepalive is not None:
+            keepalive[1].set()
         conn = self._conn
         if conn is not None:
-            conn.interrupt()  # wakes a keepalive or request blocked in recv
-        thread = self._keepalive_thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join()
+            conn.interrupt()  # wakes a keepalive or request blocked in recv, so the lock comes free
         with self._lock:
-            self._keepalive_thread = None
+            keepalive, self._keepalive = self._keepalive, None
             self._drop()
+        if keepalive is not None:
+            thread, stop = keepalive
+            stop.set()
+            if thread is not threading.current_thread():
+                thread.join()
 
     def get_global_state(self) -> GlobalState:
         return parse_global_state_reply(self._call(PROTO_GET_GLOBAL_STATE, global_state_request()))
@@ -245,12 +250,13 @@ class OpenDClient:
         self._last_io = time.monotonic()
         if self._connects > 1:
             log.info("reconnected to gateway at %s", self._endpoint)
-        if self._keepalive_thread is None:
-            self._stop.clear()
-            self._keepalive_thread = threading.Thread(
-                target=self._keepalive_loop, name=f"opend-keepalive-{self._endpoint}", daemon=True
+        if self._keepalive is None:
+            stop = threading.Event()
+            thread = threading.Thread(
+                target=self._keepalive_loop, args=(stop,), name=f"opend-keepalive-{self._endpoint}", daemon=True
             )
-            self._keepalive_thread.start()
+            self._keepalive = (thread, stop)
+            thread.start()
         return conn
 
     def _drop(self) -> None:
@@ -259,21 +265,21 @@ class OpenDClient:
         if conn is not None:
             conn.close()
 
-    def _keepalive_loop(self) -> None:
-        while not self._stop.is_set():
+    def _keepalive_loop(self, stop: threading.Event) -> None:
+        while not stop.is_set():
             conn = self._conn
             interval = conn.info.keepalive_interval if conn is not None and conn.info is not None else 0
             if interval <= 0:
-                self._stop.wait(_KEEPALIVE_POLL)
+                stop.wait(_KEEPALIVE_POLL)
                 continue
             period = interval * KEEPALIVE_FRACTION
             due = self._last_io + period
-            if self._stop.wait(max(due - time.monotonic(), 0.0)):
+            if stop.wait(max(due - time.monotonic(), 0.0)):
                 return
             if not self._lock.acquire(timeout=min(period, _KEEPALIVE_POLL)):
                 continue  # a request is in flight: the connection is not idle
             try:
-                if self._stop.is_set() or self._conn is not conn or conn is None:
+                if stop.is_set() or self._conn is not conn or conn is None:
                     continue
                 if time.monotonic() - self._last_io < period:
                     continue
