@@ -109,6 +109,7 @@ class OpenDClient:
 
     @property
     def keepalives_sent(self) -> int:
+        """KeepAlive round trips the gateway answered: proof the idle connection is being held open."""
         return self._keepalives_sent
 
     @property
