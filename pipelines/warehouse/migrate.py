@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from importlib import resources
+from pathlib import Path
 
 import sqlalchemy as sa
 from alembic import command
@@ -17,10 +17,15 @@ from alembic.util import CommandError
 from pipelines.warehouse.engine import create_engine_for, mask_url
 from pipelines.warehouse.errors import WarehouseNotMigratedError
 
+# `migrations/` sits next to `pipelines/` both in the repository and when installed into site-packages.
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+
 
 def alembic_config() -> Config:
+    if not (MIGRATIONS_DIR / "env.py").is_file():  # pragma: no cover - a broken installation
+        raise RuntimeError(f"migration scripts not found at {MIGRATIONS_DIR}; reinstall shortinterest")
     config = Config()
-    config.set_main_option("script_location", str(resources.files("migrations")))
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
     return config
 
 

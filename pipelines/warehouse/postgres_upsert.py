@@ -1,27 +1,37 @@
 """The PostgreSQL side of the upsert.
 
-One statement decides insert vs update vs unchanged per row: ON CONFLICT ... DO UPDATE ... WHERE the stored
-row IS DISTINCT FROM the new one, and RETURNING (xmax = 0) tells fresh inserts from updates. Rows are
-written in key order, which is the lock order, so concurrent writers of one code queue instead of deadlocking.
-Large batches go through COPY into a temporary table, which is several times faster than bound parameters.
+Small batches (a crawler page) use one multi-row INSERT ... ON CONFLICT DO UPDATE ... WHERE the stored row
+IS DISTINCT FROM the new one, with RETURNING (xmax = 0) telling fresh inserts from updates.
+
+Large batches (backfills) avoid bound parameters and speculative insertion, which cost more than the data:
+  * codes with no stored rows at all are COPYed straight into the table under a savepoint; should a
+    concurrent writer insert one of those keys first, the savepoint is rolled back and the rows take the
+    general path instead;
+  * everything else is COPYed into a temporary table, identical rows are dropped by one anti-join (so a
+    re-load neither writes nor locks them), and the rest is inserted or updated in one statement.
+
+Rows arrive sorted by key and are written in that order, which is the lock order, so concurrent writers of
+one code queue behind each other instead of deadlocking.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from operator import itemgetter
 from typing import Any
 
+import psycopg.errors
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from pipelines.warehouse.schema import KEY_COLUMNS
 
-# Up to this many rows, bound-parameter INSERTs beat creating a staging table.
+# Up to this many rows, bound-parameter INSERTs beat the COPY machinery.
 COPY_THRESHOLD = 2_000
 # Rows per multi-row INSERT: 1,000 rows x 9 columns stays far below PostgreSQL's 65,535 parameters.
 INSERT_CHUNK = 1_000
+# Sort and hash memory for the staging statement, so a million-row anti-join does not spill to disk.
+STAGE_WORK_MEM = "256MB"
 
 _STAGE = "_shortinterest_upsert_stage"
 _COPY_TYPES = {sa.String: "text", sa.Text: "text", sa.Date: "date", sa.BigInteger: "int8", sa.Double: "float8"}
@@ -30,15 +40,32 @@ _COPY_TYPES = {sa.String: "text", sa.Text: "text", sa.Date: "date", sa.BigIntege
 def upsert_postgres(
     conn: sa.Connection, table: sa.Table, columns: Sequence[str], tuples: list[tuple[Any, ...]], now: datetime
 ) -> tuple[int, int]:
-    """Write `tuples` (in `columns` order, keys unique); return (inserted, updated)."""
-    if len(tuples) > COPY_THRESHOLD:
-        return _upsert_via_copy(conn, table, columns, tuples, now)
-    tuples = sorted(tuples, key=itemgetter(0, 1))
+    """Write `tuples` (in `columns` order, sorted by key, keys unique); return (inserted, updated)."""
+    if len(tuples) <= COPY_THRESHOLD:
+        return _upsert_with_values(conn, table, columns, tuples, now)
+    fresh, rest = _split_by_stored_codes(conn, table, tuples)
+    inserted = updated = 0
+    if fresh and _copy_fresh(conn, table, columns, fresh):
+        inserted += len(fresh)
+    else:
+        rest = sorted(rest + fresh, key=lambda values: (values[0], values[1])) if fresh else rest
+    if len(rest) > COPY_THRESHOLD:
+        more_inserted, more_updated = _upsert_via_stage(conn, table, columns, rest, now)
+    elif rest:
+        more_inserted, more_updated = _upsert_with_values(conn, table, columns, rest, now)
+    else:
+        more_inserted = more_updated = 0
+    return inserted + more_inserted, updated + more_updated
+
+
+def _upsert_with_values(
+    conn: sa.Connection, table: sa.Table, columns: Sequence[str], tuples: list[tuple[Any, ...]], now: datetime
+) -> tuple[int, int]:
     inserted = updated = 0
     for start in range(0, len(tuples), INSERT_CHUNK):
-        chunk = tuples[start : start + INSERT_CHUNK]
         records = [
-            {**dict(zip(columns, values, strict=True)), "first_loaded_at": now, "updated_at": now} for values in chunk
+            {**dict(zip(columns, values, strict=True)), "first_loaded_at": now, "updated_at": now}
+            for values in tuples[start : start + INSERT_CHUNK]
         ]
         for (was_insert,) in conn.execute(_values_statement(table, columns, records)):
             if was_insert:
@@ -53,12 +80,48 @@ def _values_statement(table: sa.Table, columns: Sequence[str], records: list[dic
     value_names = [name for name in columns if name not in KEY_COLUMNS]
     return statement.on_conflict_do_update(
         index_elements=list(KEY_COLUMNS),
-        set_={**{name: statement.excluded[name] for name in value_names}, "updated_at": statement.excluded.updated_at},
+        set_={
+            **{name: statement.excluded[name] for name in value_names},
+            "updated_at": statement.excluded.updated_at,
+        },
         where=sa.or_(*(table.c[name].is_distinct_from(statement.excluded[name]) for name in value_names)),
     ).returning(sa.literal_column("xmax = 0", sa.Boolean))
 
 
-def _upsert_via_copy(
+def _split_by_stored_codes(
+    conn: sa.Connection, table: sa.Table, tuples: list[tuple[Any, ...]]
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """(rows of codes with nothing stored yet, the other rows), both still in key order."""
+    codes = sorted({values[0] for values in tuples})
+    stored = set(
+        conn.execute(
+            sa.text(
+                f"SELECT c FROM unnest(CAST(:codes AS text[])) AS c "
+                f"WHERE EXISTS (SELECT 1 FROM {table.name} t WHERE t.code = c)"
+            ),
+            {"codes": codes},
+        ).scalars()
+    )
+    if not stored:
+        return tuples, []
+    if len(stored) == len(codes):
+        return [], tuples
+    fresh = [values for values in tuples if values[0] not in stored]
+    rest = [values for values in tuples if values[0] in stored]
+    return fresh, rest
+
+
+def _copy_fresh(conn: sa.Connection, table: sa.Table, columns: Sequence[str], tuples: list[tuple[Any, ...]]) -> bool:
+    """COPY rows of never-stored codes straight into the table; False if a concurrent writer got there first."""
+    try:
+        with conn.begin_nested():
+            _copy(conn, table.name, table, columns, tuples)
+    except psycopg.errors.UniqueViolation:
+        return False
+    return True
+
+
+def _upsert_via_stage(
     conn: sa.Connection, table: sa.Table, columns: Sequence[str], tuples: list[tuple[Any, ...]], now: datetime
 ) -> tuple[int, int]:
     column_list = ", ".join(columns)
@@ -66,23 +129,42 @@ def _upsert_via_copy(
     conn.exec_driver_sql(
         f"CREATE TEMPORARY TABLE {_STAGE} ON COMMIT DROP AS SELECT {column_list} FROM {table.name} WITH NO DATA"
     )
+    _copy(conn, _STAGE, table, columns, tuples)
+    work_mem = conn.exec_driver_sql("SELECT current_setting('work_mem')").scalar_one()
+    conn.exec_driver_sql("SELECT set_config('work_mem', %s, true)", (STAGE_WORK_MEM,))
+    try:
+        with conn.begin_nested():
+            counts = conn.execute(sa.text(_merge_sql(table, columns, optimistic=True)), {"now": now}).one()
+    except sa.exc.IntegrityError as exc:
+        if not isinstance(exc.orig, psycopg.errors.UniqueViolation):
+            raise
+        # A concurrent writer inserted one of our new keys after the anti-join looked: let ON CONFLICT decide.
+        counts = conn.execute(sa.text(_merge_sql(table, columns, optimistic=False)), {"now": now}).one()
+    conn.exec_driver_sql("SELECT set_config('work_mem', %s, true)", (work_mem,))
+    conn.exec_driver_sql(f"DROP TABLE {_STAGE}")
+    return int(counts.inserted), int(counts.updated)
+
+
+def _copy(
+    conn: sa.Connection, target: str, table: sa.Table, columns: Sequence[str], tuples: list[tuple[Any, ...]]
+) -> None:
     cursor = conn.connection.cursor()
     try:
-        with cursor.copy(f"COPY {_STAGE} ({column_list}) FROM STDIN (FORMAT BINARY)") as copy:
+        with cursor.copy(f"COPY {target} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types([_copy_type(table.c[name]) for name in columns])
             for values in tuples:
                 copy.write_row(values)
     finally:
         cursor.close()
-    # Without statistics the planner guesses the stage is tiny and may pick a nested loop over a million rows.
-    conn.exec_driver_sql(f"ANALYZE {_STAGE}")
-    counts = conn.execute(sa.text(_merge_sql(table, columns)), {"now": now}).one()
-    conn.exec_driver_sql(f"DROP TABLE {_STAGE}")
-    return int(counts.inserted), int(counts.updated)
 
 
-def _merge_sql(table: sa.Table, columns: Sequence[str]) -> str:
-    """Skip identical rows up front (an anti-join), so a re-load neither writes nor locks them."""
+def _merge_sql(table: sa.Table, columns: Sequence[str], *, optimistic: bool) -> str:
+    """One statement: drop identical rows (anti-join), insert new keys, update changed ones.
+
+    Optimistic: new keys get a plain INSERT, as speculative insertion (ON CONFLICT) costs about twice as
+    much; it fails with a unique violation if a concurrent writer inserted one of them meanwhile, and the
+    caller then runs the non-optimistic form, where ON CONFLICT handles every row.
+    """
     name = table.name
     values = [c for c in columns if c not in KEY_COLUMNS]
     stored = ", ".join(f"t.{c}" for c in values)
@@ -90,23 +172,34 @@ def _merge_sql(table: sa.Table, columns: Sequence[str]) -> str:
     excluded = ", ".join(f"EXCLUDED.{c}" for c in values)
     assignments = ", ".join(f"{c} = EXCLUDED.{c}" for c in values)
     column_list = ", ".join(columns)
-    return f"""
-        WITH changed AS (
-            SELECT s.* FROM {_STAGE} s
+    changed = f"""
+        changed AS (
+            SELECT s.*, t.code IS NULL AS is_new FROM {_STAGE} s
               LEFT JOIN {name} t ON t.code = s.code AND t.trade_date = s.trade_date
              WHERE t.code IS NULL OR ({stored}) IS DISTINCT FROM ({staged})
-        ), written AS (
+        )"""
+    upsert = f"""
             INSERT INTO {name} AS t ({column_list}, first_loaded_at, updated_at)
             SELECT {column_list}, CAST(:now AS TIMESTAMPTZ), CAST(:now AS TIMESTAMPTZ)
-              FROM changed ORDER BY code, trade_date
+              FROM changed {{where}} ORDER BY code, trade_date
             ON CONFLICT (code, trade_date) DO UPDATE
                SET {assignments}, updated_at = EXCLUDED.updated_at
              WHERE ({stored}) IS DISTINCT FROM ({excluded})
-            RETURNING (xmax = 0) AS was_insert
-        )
-        SELECT count(*) FILTER (WHERE was_insert) AS inserted,
-               count(*) FILTER (WHERE NOT was_insert) AS updated
-          FROM written
+            RETURNING (xmax = 0) AS was_insert"""
+    if not optimistic:
+        return f"""
+            WITH {changed}, written AS ({upsert.format(where="")})
+            SELECT count(*) FILTER (WHERE was_insert) AS inserted, count(*) FILTER (WHERE NOT was_insert) AS updated
+              FROM written
+        """
+    return f"""
+        WITH {changed}, inserted AS (
+            INSERT INTO {name} ({column_list}, first_loaded_at, updated_at)
+            SELECT {column_list}, CAST(:now AS TIMESTAMPTZ), CAST(:now AS TIMESTAMPTZ)
+              FROM changed WHERE is_new ORDER BY code, trade_date
+            RETURNING 1
+        ), updated AS ({upsert.format(where="WHERE NOT is_new")})
+        SELECT (SELECT count(*) FROM inserted) AS inserted, (SELECT count(*) FROM updated) AS updated
     """
 
 

@@ -5,15 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from operator import attrgetter, itemgetter
-from typing import Any
 
 import sqlalchemy as sa
 
 from pipelines.warehouse.postgres_upsert import upsert_postgres
 from pipelines.warehouse.schema import KEY_COLUMNS, table_for, value_columns
 from pipelines.warehouse.sqlite_upsert import upsert_sqlite
-from pipelines.warehouse.validation import market_of_batch, validate_rows
+from pipelines.warehouse.validation import market_of_batch, sorted_valid_tuples
 from proto_client.records import ShortInterestRow
 
 # Table column -> attribute of the row dataclass, where the names differ.
@@ -48,17 +46,15 @@ def upsert_rows(conn: sa.Connection, rows: Sequence[ShortInterestRow]) -> Upsert
     if not rows:
         return UpsertResult()
     market = market_of_batch(rows)
-    validate_rows(rows, market)
     table = table_for(market)
     columns = (*KEY_COLUMNS, *value_columns(table))
-    getter = attrgetter(*(_ATTRIBUTE_OF.get(name, name) for name in columns))
-    tuples: list[tuple[Any, ...]] = [getter(row) for row in rows]
+    fields = tuple(_ATTRIBUTE_OF.get(name, name) for name in columns)
+    # Key order is the lock order: concurrent writers of one code then queue instead of deadlocking.
+    tuples = sorted_valid_tuples(rows, fields, market)
     now = datetime.now(UTC)
     if conn.dialect.name == "postgresql":
         inserted, updated = upsert_postgres(conn, table, columns, tuples, now)
     else:
-        # Key order is the lock order: concurrent writers of one code then queue instead of deadlocking.
-        tuples.sort(key=itemgetter(0, 1))
         inserted, updated = upsert_sqlite(conn, table, columns, tuples, now)
     return UpsertResult(inserted, updated, len(tuples) - inserted - updated)
 
