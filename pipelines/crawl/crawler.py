@@ -309,7 +309,9 @@ def open_crawler(
     try:
         ensure_migrated(engine)
         limiter = SharedRateLimiter(engine, settings.rate_limit)
-        with OpenDClient(settings.opend_host, settings.opend_port, throttle=limiter.acquire) as client:
+        with OpenDClient(
+            settings.opend_host, settings.opend_port, reply_timeout=settings.reply_timeout, throttle=limiter.acquire
+        ) as client:
             yield Crawler(engine, client, limiter, retry=retry, on_event=on_event)
     finally:
         engine.dispose()
