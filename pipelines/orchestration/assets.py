@@ -5,20 +5,22 @@ so a UI backfill of hundreds of codes is one run, not hundreds. Each loaded code
 materialization with its own counts; failed codes fail the run only after the others are loaded.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import dagster as dg
 from pydantic import Field
 
 from pipelines.crawl.crawler import CodeResult
+from pipelines.crawl.events import CrawlEvent, EventKind
 from pipelines.orchestration.jobs import asset_key_for
 from pipelines.orchestration.loading import RunLoad, load_codes
 from pipelines.orchestration.metadata import column_schema, newest_rows_preview, row_count, table_metadata
 from pipelines.orchestration.partitions import partitions_for
 from pipelines.orchestration.resources import GatewayResource, WarehouseResource, settings_for_run
-from pipelines.warehouse.migrate import ensure_migrated
+from pipelines.warehouse.errors import WarehouseError
 from pipelines.warehouse.schema import table_for
+from proto_client.errors import GatewayConnectionError
 from proto_client.security import Market
 
 GROUP = "short_interest"
@@ -63,7 +65,7 @@ def code_metadata(result: CodeResult, preview: str, rows: int, schema: dg.TableS
         "pages": result.pages,
         "rate_limit_wait_seconds": round(result.waited_seconds, 3),
         "elapsed_seconds": round(result.elapsed_seconds, 3),
-        "mode": "full" if result.full else "incremental",
+        "mode": result.mode,
         "newest_trade_date": str(result.newest_trade_date) if result.newest_trade_date else "none",
         "newest_rows": dg.MetadataValue.md(preview),
         "dagster/row_count": rows,
@@ -94,13 +96,17 @@ def short_interest_asset(market: Market) -> dg.AssetsDefinition:
     ) -> Iterator[dg.AssetMaterialization | dg.MaterializeResult]:
         codes = list(context.partition_keys)
         settings = settings_for_run(gateway, warehouse)
-        with warehouse.engine() as engine:
-            ensure_migrated(engine)
         context.log.info(
             f"loading {len(codes)} {market.prefix} code(s) ({'full' if config.full else 'incremental'}) "
             f"from {gateway.host}:{gateway.port} at {gateway.rate_limit} requests/seconds"
         )
-        outcome = load_codes(settings, market, codes, full=config.full, log=context.log)
+        try:
+            outcome = load_codes(
+                settings, market, codes, full=config.full, log=context.log, on_event=_event_logger(context)
+            )
+        except (GatewayConnectionError, WarehouseError) as exc:
+            # Nothing was loaded: say what to fix, without a traceback through the crawler.
+            raise dg.Failure(description=f"no {market.prefix} code was loaded: {exc}") from exc
         per_code: dict[str, dict[str, Any]] = {}
         with warehouse.engine() as engine, engine.connect() as conn:
             for result in outcome.loaded:
@@ -116,6 +122,21 @@ def short_interest_asset(market: Market) -> dg.AssetsDefinition:
         yield dg.MaterializeResult()
 
     return _asset
+
+
+def _event_logger(context: dg.AssetExecutionContext) -> Callable[[CrawlEvent], None]:
+    """Surface pages (debug) and retries (warning) as they happen; each code's result is logged at its end."""
+
+    def on_event(event: CrawlEvent) -> None:
+        if event.kind is EventKind.RETRY:
+            context.log.warning(f"{event.code}: {event.message}")
+        elif event.kind is EventKind.PAGE:
+            context.log.debug(
+                f"{event.code}: page {event.pages} stored, {event.rows} rows so far, "
+                f"{event.waited:.1f} s waited for the rate limit"
+            )
+
+    return on_event
 
 
 def _failure(outcome: RunLoad, total: int) -> CodesFailedError:

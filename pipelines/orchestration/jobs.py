@@ -1,13 +1,13 @@
 """Asset jobs per market: the incremental refresh the schedules launch, and a full refresh for the UI.
 
-Each job targets one market because a partitioned job has exactly one partition set.
+Each job targets one market because a partitioned job has exactly one partition set (it is inferred
+from the selected asset).
 """
 
 from __future__ import annotations
 
 import dagster as dg
 
-from pipelines.orchestration.partitions import partitions_for
 from proto_client.security import Market
 
 # Runs carrying this tag share the gateway; dagster.yaml caps how many of them run at once.
@@ -32,7 +32,6 @@ def refresh_job(market: Market) -> dg.UnresolvedAssetJobDefinition:
     return dg.define_asset_job(
         name=refresh_job_name(market),
         selection=dg.AssetSelection.assets(asset_key_for(market)),
-        partitions_def=partitions_for(market),
         tags={GATEWAY_TAG: GATEWAY_TAG_VALUE},
         description=f"Incremental refresh of {market.prefix} short interest, then its checks.",
     )
@@ -44,7 +43,6 @@ def full_refresh_job(market: Market) -> dg.UnresolvedAssetJobDefinition:
     return dg.define_asset_job(
         name=full_refresh_job_name(market),
         selection=dg.AssetSelection.assets(key),
-        partitions_def=partitions_for(market),
         tags={GATEWAY_TAG: GATEWAY_TAG_VALUE},
         config={"ops": {key.to_python_identifier(): {"config": {"full": True}}}},
         description=f"Full re-crawl of {market.prefix} short-interest history, then its checks.",

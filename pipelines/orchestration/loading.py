@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from pipelines.config import Settings
 from pipelines.crawl.crawler import CodeResult, open_crawler
-from proto_client.errors import GatewayConnectionError, InvalidCodeError, OpenDError
+from pipelines.crawl.events import CrawlEvent
+from proto_client.errors import InvalidCodeError
 from proto_client.security import Market, parse_code
 
 
@@ -52,9 +53,13 @@ def load_codes(
     *,
     full: bool,
     log: logging.Logger | logging.LoggerAdapter,
-    on_event: Callable[[object], None] | None = None,
+    on_event: Callable[[CrawlEvent], None] | None = None,
 ) -> RunLoad:
-    """Crawl `codes` in order; a gateway that stops answering fails the rest without trying each."""
+    """Crawl `codes` in order over one crawler; codes of the wrong market fail without a request.
+
+    Raises GatewayConnectionError or WarehouseNotMigratedError (from `open_crawler`) before any code
+    when the gateway does not answer or the warehouse is not migrated: then nothing was loaded.
+    """
     loaded: list[CodeResult] = []
     failed: list[CodeFailure] = []
     runnable: list[str] = []
@@ -66,28 +71,18 @@ def load_codes(
             runnable.append(code)
     if not runnable:
         return RunLoad(tuple(loaded), tuple(failed))
-    mode = "full" if full else "incremental"
     with open_crawler(settings, on_event=on_event) as crawler:
         for index, code in enumerate(runnable, start=1):
-            try:
-                result = crawler.crawl_code(code, full=full)
-            except GatewayConnectionError as exc:
-                rest = runnable[index - 1 :]
-                log.error(f"gateway {settings.opend_host}:{settings.opend_port} unreachable: {exc}")
-                failed.extend(CodeFailure(c, f"gateway unreachable: {exc}") for c in rest)
-                break
-            except OpenDError as exc:
-                failed.append(CodeFailure(code, str(exc)))
-                log.error(f"[{index}/{len(runnable)}] {code}: {exc}")
-                continue
+            result = crawler.crawl_code(code, full=full)  # per-code failures come back in `error`
             if not result.ok:
                 failed.append(CodeFailure(code, str(result.error)))
                 log.error(f"[{index}/{len(runnable)}] {code}: {result.error}")
                 continue
             loaded.append(result)
             log.info(
-                f"[{index}/{len(runnable)}] {code} {mode}: +{result.inserted} new, {result.updated} revised, "
-                f"{result.unchanged} unchanged in {result.requests} request(s), "
-                f"{result.waited_seconds:.1f}s waiting for the rate limit"
+                f"[{index}/{len(runnable)}] {code} {result.mode}: {result.inserted} new, {result.updated} revised, "
+                f"{result.unchanged} unchanged rows in {result.requests} request(s), "
+                f"{result.waited_seconds:.1f} s waiting for the rate limit"
             )
-    return RunLoad(tuple(loaded), tuple(failed))
+    order = {code: index for index, code in enumerate(codes)}
+    return RunLoad(tuple(loaded), tuple(sorted(failed, key=lambda f: order[f.code])))

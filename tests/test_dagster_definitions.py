@@ -1,0 +1,100 @@
+"""The code location loads, validates with Dagster's own CLI, and has the shape the schedules and UI rely on."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from pipelines.definitions import build_definitions, defs
+from pipelines.orchestration.resources import GatewayResource, WarehouseResource, WatchlistResource
+
+REPO = Path(__file__).resolve().parents[1]
+DAGSTER = Path(sys.executable).with_name("dagster")
+
+
+def test_dagster_cli_validates_the_workspace(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [str(DAGSTER), "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=REPO,
+        env={**os.environ, "DAGSTER_HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "Validation successful for code location shortinterest" in output
+
+
+def test_two_assets_partitioned_by_their_markets_codes() -> None:
+    graph = defs.resolve_asset_graph()
+    keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
+    assert keys == {"us_short_interest", "hk_short_interest"}
+    for market in ("us", "hk"):
+        asset = defs.resolve_assets_def(f"{market}_short_interest")
+        assert isinstance(asset.partitions_def, dg.DynamicPartitionsDefinition)
+        assert asset.partitions_def.name == f"{market}_codes"
+        assert asset.group_names_by_key[asset.key] == "short_interest"
+        policy = asset.backfill_policy
+        assert policy is not None and policy.max_partitions_per_run is None  # one run for a whole backfill
+        schema = asset.metadata_by_key[asset.key]["dagster/column_schema"]
+        assert "trade_date" in [column.name for column in schema.columns]
+        assert {spec.key.name for spec in asset.check_specs} == set()  # checks are separate definitions
+        checks = {key.name for key in graph.asset_check_keys if key.asset_key == asset.key}
+        assert checks == {"cadence_gaps", "values_in_range", "trade_date_matches_timestamp", "freshness"}
+
+
+def test_jobs_schedules_and_sensor() -> None:
+    jobs = {job.name for job in defs.resolve_all_job_defs() if not job.name.startswith("__")}
+    assert jobs == {
+        "us_short_interest_refresh",
+        "us_short_interest_full_refresh",
+        "hk_short_interest_refresh",
+        "hk_short_interest_full_refresh",
+    }
+    full = defs.resolve_job_def("hk_short_interest_full_refresh")
+    assert full.get_run_config_for_partition_key("HK.00700") == {
+        "ops": {"hk_short_interest": {"config": {"full": True}}}
+    }
+    assert defs.resolve_job_def("hk_short_interest_refresh").tags["shortinterest/gateway"] == "opend"
+    assert {s.name for s in defs.schedules or []} == {"hk_weekly_refresh", "us_weekly_refresh"}
+    sensor = defs.resolve_sensor_def("watchlist_partitions")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+
+
+def test_resources_read_the_documented_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (
+        "OPEND_HOST",
+        "OPEND_PORT",
+        "OPEND_RATE_LIMIT",
+        "SHORTINTEREST_DATABASE_URL",
+        "SHORTINTEREST_WATCHLIST",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    defaults = build_definitions().resources
+    assert defaults["gateway"] == GatewayResource(host="127.0.0.1", port=11111, rate_limit="30/30")
+    assert defaults["warehouse"] == WarehouseResource(database_url="sqlite:///.shortinterest/warehouse.db")
+
+    monkeypatch.setenv("OPEND_HOST", "opend.internal")
+    monkeypatch.setenv("OPEND_PORT", "12000")
+    monkeypatch.setenv("OPEND_RATE_LIMIT", "20/30")
+    monkeypatch.setenv("SHORTINTEREST_DATABASE_URL", "postgresql://etl@db/warehouse")
+    monkeypatch.setenv("SHORTINTEREST_WATCHLIST", "/etc/shortinterest/watchlist.yaml")
+    configured = build_definitions().resources
+    gateway = configured["gateway"]
+    assert isinstance(gateway, GatewayResource)
+    # EnvVar keeps the value out of the definitions and shows the variable's name in the UI.
+    assert (gateway.host, gateway.port, gateway.rate_limit) == (
+        dg.EnvVar("OPEND_HOST"),
+        dg.EnvVar.int("OPEND_PORT"),
+        dg.EnvVar("OPEND_RATE_LIMIT"),
+    )
+    assert isinstance(configured["warehouse"], WarehouseResource)
+    assert configured["warehouse"].database_url == dg.EnvVar("SHORTINTEREST_DATABASE_URL")
+    assert isinstance(configured["watchlist"], WatchlistResource)
+    assert configured["watchlist"].path == dg.EnvVar("SHORTINTEREST_WATCHLIST")
