@@ -15,6 +15,14 @@ from pipelines.orchestration.resources import GatewayResource, WarehouseResource
 
 REPO = Path(__file__).resolve().parents[1]
 DAGSTER = Path(sys.executable).with_name("dagster")
+VARIABLES = (
+    "OPEND_HOST",
+    "OPEND_PORT",
+    "OPEND_RATE_LIMIT",
+    "OPEND_REPLY_TIMEOUT",
+    "SHORTINTEREST_DATABASE_URL",
+    "SHORTINTEREST_WATCHLIST",
+)
 
 
 def test_dagster_cli_validates_the_workspace(tmp_path: Path) -> None:
@@ -77,22 +85,24 @@ def test_resources_read_the_documented_environment(monkeypatch: pytest.MonkeyPat
     ):
         monkeypatch.delenv(name, raising=False)
     defaults = build_definitions().resources
-    assert defaults["gateway"] == GatewayResource(host="127.0.0.1", port=11111, rate_limit="30/30")
+    assert defaults["gateway"] == GatewayResource(host="127.0.0.1", port=11111, rate_limit="30/30", reply_timeout="15")
     assert defaults["warehouse"] == WarehouseResource(database_url="sqlite:///.shortinterest/warehouse.db")
 
     monkeypatch.setenv("OPEND_HOST", "opend.internal")
     monkeypatch.setenv("OPEND_PORT", "12000")
     monkeypatch.setenv("OPEND_RATE_LIMIT", "20/30")
+    monkeypatch.setenv("OPEND_REPLY_TIMEOUT", "5")
     monkeypatch.setenv("SHORTINTEREST_DATABASE_URL", "postgresql://etl@db/warehouse")
     monkeypatch.setenv("SHORTINTEREST_WATCHLIST", "/etc/shortinterest/watchlist.yaml")
     configured = build_definitions().resources
     gateway = configured["gateway"]
     assert isinstance(gateway, GatewayResource)
     # EnvVar keeps the value out of the definitions and shows the variable's name in the UI.
-    assert (gateway.host, gateway.port, gateway.rate_limit) == (
+    assert (gateway.host, gateway.port, gateway.rate_limit, gateway.reply_timeout) == (
         dg.EnvVar("OPEND_HOST"),
         dg.EnvVar.int("OPEND_PORT"),
         dg.EnvVar("OPEND_RATE_LIMIT"),
+        dg.EnvVar("OPEND_REPLY_TIMEOUT"),
     )
     assert isinstance(configured["warehouse"], WarehouseResource)
     assert configured["warehouse"].database_url == dg.EnvVar("SHORTINTEREST_DATABASE_URL")

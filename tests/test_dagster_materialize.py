@@ -16,7 +16,7 @@ from pipelines.orchestration.assets import short_interest_asset
 from pipelines.orchestration.checks import checks_for
 from pipelines.orchestration.jobs import refresh_job, refresh_job_name
 from pipelines.orchestration.partitions import partition_name
-from pipelines.orchestration.resources import resources_from_settings
+from pipelines.orchestration.resources import GatewayResource, WarehouseResource, resources_from_settings
 from pipelines.orchestration.schedules import run_request_for_codes, weekly_refresh_schedule
 from pipelines.warehouse import create_engine_for, table_for, upgrade
 from proto_client.security import Market
@@ -237,6 +237,25 @@ def test_unreachable_gateway_fails_naming_the_address(
     message = step_failure_text(result)
     assert f"no US code was loaded: cannot reach the OpenD gateway at 127.0.0.1:{unused_port}" in message
     assert materializations(result) == {}
+
+
+def test_malformed_setting_fails_naming_the_variable(postgres_url: str, instance: dg.DagsterInstance) -> None:
+    instance.add_dynamic_partitions("hk_codes", ["HK.00700"])
+    res = {
+        "gateway": GatewayResource(rate_limit="fast"),
+        "warehouse": WarehouseResource(database_url=postgres_url),
+    }
+
+    result = dg.materialize(
+        [short_interest_asset(Market.HK)],
+        instance=instance,
+        partition_key="HK.00700",
+        resources=res,
+        raise_on_error=False,
+    )
+
+    assert not result.success
+    assert "OPEND_RATE_LIMIT='fast': expected REQUESTS/SECONDS" in step_failure_text(result)
 
 
 @pytest.fixture

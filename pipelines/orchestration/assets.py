@@ -11,6 +11,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
+from pipelines.config import ConfigError
 from pipelines.crawl.crawler import CodeResult
 from pipelines.crawl.events import CrawlEvent, EventKind
 from pipelines.orchestration.jobs import asset_key_for
@@ -95,16 +96,16 @@ def short_interest_asset(market: Market) -> dg.AssetsDefinition:
         warehouse: WarehouseResource,
     ) -> Iterator[dg.AssetMaterialization | dg.MaterializeResult]:
         codes = list(context.partition_keys)
-        settings = settings_for_run(gateway, warehouse)
         context.log.info(
             f"loading {len(codes)} {market.prefix} code(s) ({'full' if config.full else 'incremental'}) "
             f"from {gateway.host}:{gateway.port} at {gateway.rate_limit} requests/seconds"
         )
         try:
+            settings = settings_for_run(gateway, warehouse)
             outcome = load_codes(
                 settings, market, codes, full=config.full, log=context.log, on_event=_event_logger(context)
             )
-        except (GatewayConnectionError, WarehouseError) as exc:
+        except (ConfigError, GatewayConnectionError, WarehouseError) as exc:
             # Nothing was loaded: say what to fix, without a traceback through the crawler.
             raise dg.Failure(description=f"no {market.prefix} code was loaded: {exc}") from exc
         per_code: dict[str, dict[str, Any]] = {}

@@ -20,8 +20,8 @@ from pipelines.config import (
     DEFAULT_HOST,
     DEFAULT_PORT,
     DEFAULT_RATE_LIMIT,
+    DEFAULT_REPLY_TIMEOUT,
     PACKAGED_WATCHLIST,
-    ConfigError,
     RateLimit,
     Settings,
 )
@@ -38,17 +38,13 @@ class GatewayResource(dg.ConfigurableResource):
         default=DEFAULT_RATE_LIMIT,
         description="Requests/seconds allowed per account for the short-interest API (OPEND_RATE_LIMIT).",
     )
+    reply_timeout: str = Field(
+        default=f"{DEFAULT_REPLY_TIMEOUT:g}",
+        description="Seconds to wait for a reply before dropping the connection and retrying (OPEND_REPLY_TIMEOUT).",
+    )
 
     def rate(self) -> RateLimit:
         return RateLimit.parse(self.rate_limit)
-
-    def validate(self) -> None:
-        """Raise ConfigError naming the bad setting before any connection is attempted."""
-        self.rate()
-        if not 0 < self.port < 65536:
-            raise ConfigError(f"OPEND_PORT={self.port!r}: expected a port number from 1 to 65535")
-        if not self.host.strip():
-            raise ConfigError("OPEND_HOST is empty")
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -83,13 +79,18 @@ class WatchlistResource(dg.ConfigurableResource):
 
 
 def settings_for_run(gateway: GatewayResource, warehouse: WarehouseResource) -> Settings:
-    """The resources' values as the crawler's Settings (the watchlist plays no part in a run)."""
-    gateway.validate()
-    return Settings(
-        opend_host=gateway.host,
-        opend_port=gateway.port,
-        rate_limit=gateway.rate(),
-        database_url=warehouse.database_url,
+    """The resources' values as the crawler's Settings, validated exactly as the environment is.
+
+    A bad value raises ConfigError naming the variable, before any connection is attempted.
+    """
+    return Settings.from_env(
+        {
+            "OPEND_HOST": gateway.host,
+            "OPEND_PORT": str(gateway.port),
+            "OPEND_RATE_LIMIT": gateway.rate_limit,
+            "OPEND_REPLY_TIMEOUT": gateway.reply_timeout,
+            "SHORTINTEREST_DATABASE_URL": warehouse.database_url,
+        }
     )
 
 
@@ -106,13 +107,13 @@ def _env_int_or(name: str, default: int) -> int | dg.EnvVar:
 
 
 def default_resources() -> dict[str, dg.ConfigurableResource]:
-    """Resources for the code location, read from OPEND_HOST, OPEND_PORT, OPEND_RATE_LIMIT,
-    SHORTINTEREST_DATABASE_URL and SHORTINTEREST_WATCHLIST with the defaults of `pipelines.config`."""
+    """Resources for the code location, from the variables `pipelines.config` documents, with its defaults."""
     return {
         "gateway": GatewayResource(
             host=_env_or("OPEND_HOST", DEFAULT_HOST),
             port=_env_int_or("OPEND_PORT", DEFAULT_PORT),
             rate_limit=_env_or("OPEND_RATE_LIMIT", DEFAULT_RATE_LIMIT),
+            reply_timeout=_env_or("OPEND_REPLY_TIMEOUT", f"{DEFAULT_REPLY_TIMEOUT:g}"),
         ),
         "warehouse": WarehouseResource(database_url=_env_or("SHORTINTEREST_DATABASE_URL", DEFAULT_DATABASE_URL)),
         "watchlist": WatchlistResource(path=_env_or("SHORTINTEREST_WATCHLIST", str(PACKAGED_WATCHLIST))),
@@ -123,7 +124,10 @@ def resources_from_settings(settings: Settings) -> dict[str, dg.ConfigurableReso
     """Literal resources for in-process runs (the demo, tests, benchmarks) that already hold Settings."""
     return {
         "gateway": GatewayResource(
-            host=settings.opend_host, port=settings.opend_port, rate_limit=str(settings.rate_limit)
+            host=settings.opend_host,
+            port=settings.opend_port,
+            rate_limit=str(settings.rate_limit),
+            reply_timeout=f"{settings.reply_timeout:g}",
         ),
         "warehouse": WarehouseResource(database_url=settings.database_url),
         "watchlist": WatchlistResource(path=str(settings.watchlist_path)),
