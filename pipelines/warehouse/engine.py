@@ -35,7 +35,7 @@ def normalize_url(url: str) -> URL:
         raise WarehouseUrlError(f"database URL {url!r} is empty; set SHORTINTEREST_DATABASE_URL")
     try:
         parsed = make_url(url.strip())
-    except ArgumentError as exc:
+    except (ArgumentError, ValueError) as exc:
         raise WarehouseUrlError(
             f"database URL {mask_url(url)!r} is malformed ({exc}); expected e.g. "
             "postgresql://user@host:5432/dbname or sqlite:///path/to/warehouse.db"

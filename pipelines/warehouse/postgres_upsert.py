@@ -38,9 +38,14 @@ _COPY_TYPES = {sa.String: "text", sa.Text: "text", sa.Date: "date", sa.BigIntege
 
 
 def upsert_postgres(
-    conn: sa.Connection, table: sa.Table, columns: Sequence[str], tuples: list[tuple[Any, ...]], now: datetime
+    conn: sa.Connection, table: sa.Table, columns: Sequence[str], tuples: list[tuple[Any, ...]]
 ) -> tuple[int, int]:
-    """Write `tuples` (in `columns` order, sorted by key, keys unique); return (inserted, updated)."""
+    """Write `tuples` (in `columns` order, sorted by key, keys unique); return (inserted, updated).
+
+    Audit stamps come from the server's transaction time, the clock the column defaults use on the COPY
+    path, so first_loaded_at <= updated_at holds whatever the client's clock says.
+    """
+    now = conn.execute(sa.select(sa.func.current_timestamp())).scalar_one()
     if len(tuples) <= COPY_THRESHOLD:
         return _upsert_with_values(conn, table, columns, tuples, now)
     fresh, rest = _split_by_stored_codes(conn, table, tuples)

@@ -51,11 +51,10 @@ def upsert_rows(conn: sa.Connection, rows: Sequence[ShortInterestRow]) -> Upsert
     fields = tuple(_ATTRIBUTE_OF.get(name, name) for name in columns)
     # Key order is the lock order: concurrent writers of one code then queue instead of deadlocking.
     tuples = sorted_valid_tuples(rows, fields, market)
-    now = datetime.now(UTC)
     if conn.dialect.name == "postgresql":
-        inserted, updated = upsert_postgres(conn, table, columns, tuples, now)
+        inserted, updated = upsert_postgres(conn, table, columns, tuples)
     else:
-        inserted, updated = upsert_sqlite(conn, table, columns, tuples, now)
+        inserted, updated = upsert_sqlite(conn, table, columns, tuples, datetime.now(UTC))
     return UpsertResult(inserted, updated, len(tuples) - inserted - updated)
 
 

@@ -1,0 +1,294 @@
+"""Revision-aware upsert against real PostgreSQL and SQLite: counts, audit stamps, validation, concurrency."""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from pipelines.warehouse import (
+    InvalidRowError,
+    UpsertResult,
+    create_engine_for,
+    hk_short_interest,
+    upgrade,
+    upsert_batch,
+    upsert_rows,
+    us_short_interest,
+)
+from pipelines.warehouse.postgres_upsert import COPY_THRESHOLD
+from proto_client.records import HkShortInterestRow, UsShortInterestRow
+from proto_client.security import Market
+
+FIRST_DAY = date(2024, 1, 2)
+
+
+def midnight(day: date, market: Market) -> int:
+    """The gateway's timestamp for a trading day: local midnight in the market's zone."""
+    return int(datetime(day.year, day.month, day.day, tzinfo=market.tz).timestamp())
+
+
+def us_row(code: str = "US.AAPL", day: date = FIRST_DAY, **changes: Any) -> UsShortInterestRow:
+    row = UsShortInterestRow(
+        code=code,
+        trade_date=day,
+        timestamp=midnight(day, Market.US),
+        shares_short=120_000_000,
+        short_percent=0.81,
+        avg_daily_share_volume=55_000_000,
+        days_to_cover=2.18,
+        close_price=185.64,
+        last_close_price=192.53,
+    )
+    return replace(row, **changes)
+
+
+def hk_row(code: str = "HK.00700", day: date = FIRST_DAY, **changes: Any) -> HkShortInterestRow:
+    row = HkShortInterestRow(
+        code=code,
+        trade_date=day,
+        timestamp=midnight(day, Market.HK),
+        aggregated_short=51_480_638,
+        aggregated_short_ratio=0.56,
+        close_price=467.8,
+        last_close_price=479.2,
+    )
+    return replace(row, **changes)
+
+
+def us_history(code: str, days: int, start: date = FIRST_DAY, **changes: Any) -> list[UsShortInterestRow]:
+    return [us_row(code, start + timedelta(days=i), **changes) for i in range(days)]
+
+
+@pytest.fixture
+def engine(database_url: str) -> sa.Engine:
+    upgrade(database_url)
+    engine = create_engine_for(database_url)
+    yield engine
+    engine.dispose()
+
+
+def stored(engine: sa.Engine, table: sa.Table = us_short_interest) -> list[sa.Row[Any]]:
+    with engine.connect() as conn:
+        return list(conn.execute(sa.select(table).order_by(table.c.code, table.c.trade_date)))
+
+
+def test_counts_inserted_updated_unchanged(engine: sa.Engine) -> None:
+    rows = us_history("US.AAPL", 5)
+    assert upsert_batch(engine, rows) == UpsertResult(inserted=5, updated=0, unchanged=0)
+    assert upsert_batch(engine, rows) == UpsertResult(inserted=0, updated=0, unchanged=5)
+
+    revised = [*rows[:4], replace(rows[4], shares_short=1), us_row("US.AAPL", FIRST_DAY + timedelta(days=9))]
+    result = upsert_batch(engine, revised)
+    assert result == UpsertResult(inserted=1, updated=1, unchanged=4)
+    assert result.total == 6
+    assert len(stored(engine)) == 6
+
+
+def test_result_addition() -> None:
+    assert UpsertResult(1, 2, 3) + UpsertResult(10, 20, 30) == UpsertResult(11, 22, 33)
+    assert UpsertResult().total == 0
+
+
+def test_values_round_trip_exactly(engine: sa.Engine) -> None:
+    big = 2**63 - 1
+    row = us_row(shares_short=big, avg_daily_share_volume=2**31 + 7, short_percent=0.1 + 0.2, close_price=1e-7)
+    upsert_batch(engine, [row])
+    upsert_batch(engine, [hk_row(aggregated_short=2**40, aggregated_short_ratio=1 / 3)])
+    (us,) = stored(engine)
+    assert (us.shares_short, us.avg_daily_share_volume) == (big, 2**31 + 7)
+    assert us.short_percent == 0.1 + 0.2  # not 0.3: the double is kept bit for bit
+    assert us.close_price == 1e-7
+    assert us.source_timestamp == row.timestamp
+    (hk,) = stored(engine, hk_short_interest)
+    assert (hk.aggregated_short, hk.aggregated_short_ratio) == (2**40, 1 / 3)
+
+
+def test_nulls_are_stored_and_compared(engine: sa.Engine) -> None:
+    row = us_row(shares_short=None, days_to_cover=None)
+    assert upsert_batch(engine, [row]).inserted == 1
+    assert upsert_batch(engine, [row]).unchanged == 1
+    assert upsert_batch(engine, [replace(row, shares_short=5)]).updated == 1
+    assert upsert_batch(engine, [row]).updated == 1
+    assert stored(engine)[0].shares_short is None
+
+
+def test_percentages_above_100_are_kept(engine: sa.Engine) -> None:
+    assert upsert_batch(engine, [us_row(short_percent=140.2)]).inserted == 1
+    assert stored(engine)[0].short_percent == 140.2
+
+
+def test_revision_moves_updated_at_but_not_first_loaded_at(engine: sa.Engine) -> None:
+    rows = us_history("US.MSFT", 3)
+    upsert_batch(engine, rows)
+    before = {r.trade_date: r for r in stored(engine)}
+    for r in before.values():
+        assert r.first_loaded_at == r.updated_at
+
+    upsert_batch(engine, [rows[0], replace(rows[1], close_price=999.5), rows[2]])
+    after = {r.trade_date: r for r in stored(engine)}
+    changed, same = after[rows[1].trade_date], after[rows[0].trade_date]
+    assert changed.close_price == 999.5
+    assert changed.first_loaded_at == before[rows[1].trade_date].first_loaded_at
+    assert changed.updated_at > before[rows[1].trade_date].updated_at
+    assert same.updated_at == before[rows[0].trade_date].updated_at
+    assert after[rows[2].trade_date].updated_at == before[rows[2].trade_date].updated_at
+
+
+def test_unchanged_reload_does_not_touch_rows(engine: sa.Engine) -> None:
+    rows = us_history("US.NVDA", 4)
+    upsert_batch(engine, rows)
+    before = stored(engine)
+    assert upsert_batch(engine, list(reversed(rows))) == UpsertResult(unchanged=4)
+    assert stored(engine) == before
+
+
+@pytest.mark.parametrize("count", [COPY_THRESHOLD + 500])
+def test_large_batches_take_the_bulk_path_with_exact_counts(engine: sa.Engine, count: int) -> None:
+    half = count // 2
+    stored_code = us_history("US.OLD", half)
+    assert upsert_batch(engine, stored_code[:10]).inserted == 10
+    # One code already has rows (staged merge), one has none (direct COPY).
+    batch = [
+        *[replace(r, close_price=1.0) if i % 100 == 0 else r for i, r in enumerate(stored_code)],
+        *us_history("US.NEW", count - half),
+    ]
+    # Rows of one revised stored key (index 0) count as updated; the other nine stored rows are unchanged.
+    result = upsert_batch(engine, batch)
+    assert result == UpsertResult(inserted=count - 10, updated=1, unchanged=9)
+    again = upsert_batch(engine, batch)
+    assert again == UpsertResult(unchanged=count)
+    assert len(stored(engine)) == count
+
+
+def test_upsert_rows_joins_the_callers_transaction(engine: sa.Engine) -> None:
+    with pytest.raises(RuntimeError), engine.begin() as conn:
+        assert upsert_rows(conn, us_history("US.AAPL", 3)).inserted == 3
+        raise RuntimeError("the caller fails after writing")
+    assert stored(engine) == []
+
+
+def test_empty_batch_is_a_no_op(engine: sa.Engine) -> None:
+    assert upsert_batch(engine, []) == UpsertResult()
+
+
+BAD_ROWS = {
+    "negative count": (us_row(day=date(2024, 2, 1), shares_short=-1), "shares_short = -1 is negative"),
+    "count above bigint": (us_row(day=date(2024, 2, 1), avg_daily_share_volume=2**63), "exceeds the BIGINT"),
+    "float count": (us_row(day=date(2024, 2, 1), shares_short=1.5), "shares_short = 1.5 is not an integer"),
+    "NaN": (us_row(day=date(2024, 2, 1), short_percent=math.nan), "short_percent = nan is not a finite"),
+    "infinity": (us_row(day=date(2024, 2, 1), close_price=math.inf), "close_price = inf is not a finite"),
+    "negative infinity": (us_row(day=date(2024, 2, 1), days_to_cover=-math.inf), "days_to_cover = -inf"),
+    "date of another day": (
+        us_row(day=date(2024, 2, 1), timestamp=midnight(date(2024, 2, 2), Market.US)),
+        "is 2024-02-02 in America/New_York",
+    ),
+    "UTC midnight": (
+        us_row(day=date(2024, 2, 1), timestamp=int(datetime(2024, 2, 1, tzinfo=UTC).timestamp())),
+        "not the trade_date",
+    ),
+    "code of the other market": (us_row(code="HK.00700", day=date(2024, 2, 1)), "is a HK security"),
+    "malformed code": (us_row(code="AAPL", day=date(2024, 2, 1)), "no market prefix"),
+    "duplicate key": (us_row(day=FIRST_DAY + timedelta(days=3), close_price=1.0), "appears twice"),
+}
+
+
+@pytest.mark.parametrize("size", ["page", "bulk"])
+@pytest.mark.parametrize("case", sorted(BAD_ROWS))
+def test_invalid_row_rolls_back_the_whole_batch(engine: sa.Engine, case: str, size: str) -> None:
+    bad, message = BAD_ROWS[case]
+    good = us_history("US.AAPL", 10 if size == "page" else COPY_THRESHOLD + 10)
+    with pytest.raises(InvalidRowError) as caught:
+        upsert_batch(engine, [*good, bad])
+    assert message in str(caught.value)
+    assert bad.code in str(caught.value)
+    assert caught.value.code == bad.code
+    assert stored(engine) == []
+
+
+def test_invalid_row_error_names_code_date_and_field() -> None:
+    error = InvalidRowError("US.AAPL", date(2024, 2, 1), "shares_short = -1 is negative")
+    assert str(error) == "invalid short-interest row US.AAPL 2024-02-01: shares_short = -1 is negative"
+    assert isinstance(error, ValueError)
+
+
+def test_mixed_markets_are_refused(engine: sa.Engine) -> None:
+    with pytest.raises(InvalidRowError, match="mixes markets"):
+        upsert_batch(engine, [us_row(), hk_row()])
+    with pytest.raises(InvalidRowError, match="expected UsShortInterestRow"):
+        upsert_batch(engine, [us_row(), ("US.AAPL", FIRST_DAY)])  # type: ignore[list-item]
+    assert stored(engine) == [] and stored(engine, hk_short_interest) == []
+
+
+def test_bad_batch_leaves_earlier_data_alone(engine: sa.Engine) -> None:
+    upsert_batch(engine, us_history("US.AAPL", 3))
+    before = stored(engine)
+    with pytest.raises(InvalidRowError):
+        upsert_batch(
+            engine, [replace(r, close_price=1.0) for r in us_history("US.AAPL", 3)] + [us_row(shares_short=-5)]
+        )
+    assert stored(engine) == before
+
+
+def _concurrent_writer(url: str, seed: int, rounds: int, start: Any, failures: Any) -> None:
+    engine = create_engine_for(url)
+    try:
+        start.wait(timeout=60)
+        for round_no in range(rounds):
+            # Overlapping ranges of the same code, values that differ per writer and round: every round
+            # inserts some keys, updates others, and fights the other writer for the same rows.
+            offset = (seed * 3 + round_no) % 7
+            page = us_history(
+                "US.RACE", 40, start=FIRST_DAY + timedelta(days=offset), shares_short=seed * 1000 + round_no
+            )
+            upsert_batch(engine, page)
+            bulk = us_history("US.BULK", COPY_THRESHOLD + 100, start=FIRST_DAY + timedelta(days=offset))
+            upsert_batch(engine, [replace(r, close_price=float(seed + round_no)) for r in bulk])
+    except Exception as exc:  # reported to the parent, which fails the test with it
+        failures.put(f"writer {seed}: {type(exc).__name__}: {exc}")
+    finally:
+        engine.dispose()
+
+
+def test_concurrent_writers_end_with_one_row_per_key(database_url: str) -> None:
+    upgrade(database_url)
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(2)
+    failures = context.Queue()
+    writers = [
+        context.Process(target=_concurrent_writer, args=(database_url, seed, 4, start, failures)) for seed in (1, 2)
+    ]
+    for process in writers:
+        process.start()
+    for process in writers:
+        process.join(timeout=240)
+    errors = []
+    while not failures.empty():
+        errors.append(failures.get())
+    assert errors == []
+    assert [p.exitcode for p in writers] == [0, 0]
+
+    engine = create_engine_for(database_url)
+    try:
+        with engine.connect() as conn:
+            keys = conn.execute(
+                sa.select(
+                    us_short_interest.c.code,
+                    sa.func.count(),
+                    sa.func.count(sa.distinct(us_short_interest.c.trade_date)),
+                )
+                .group_by(us_short_interest.c.code)
+                .order_by(us_short_interest.c.code)
+            ).all()
+    finally:
+        engine.dispose()
+    max_offset = max((seed * 3 + r) % 7 for seed in (1, 2) for r in range(4))
+    assert [tuple(k) for k in keys] == [
+        ("US.BULK", COPY_THRESHOLD + 100 + max_offset, COPY_THRESHOLD + 100 + max_offset),
+        ("US.RACE", 40 + max_offset, 40 + max_offset),
+    ]
