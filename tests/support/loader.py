@@ -60,6 +60,10 @@ class LoadProcess:
     def pid(self) -> int:
         return self.proc.pid
 
+    def stdout_so_far(self) -> str:
+        """What the loader has printed yet; it writes unbuffered, so progress shows as it happens."""
+        return self._read(self._stdout_path)
+
     def running(self) -> bool:
         return self._result is None and self.proc.poll() is None
 
