@@ -5,10 +5,12 @@ so a UI backfill of hundreds of codes is one run, not hundreds. Each loaded code
 materialization with its own counts; failed codes fail the run only after the others are loaded.
 """
 
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import dagster as dg
+import sqlalchemy as sa
 from pydantic import Field
 
 from pipelines.config import ConfigError
@@ -79,6 +81,13 @@ def short_interest_asset(market: Market) -> dg.AssetsDefinition:
     schema = column_schema(table)
     key = asset_key_for(market)
 
+    # BackfillPolicy is marked beta; it is what makes a backfill one run instead of one per code.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return _define(market, key, table, schema)
+
+
+def _define(market: Market, key: dg.AssetKey, table: sa.Table, schema: dg.TableSchema) -> dg.AssetsDefinition:
     @dg.asset(
         key=key,
         description=_DESCRIPTIONS[market],
@@ -96,9 +105,10 @@ def short_interest_asset(market: Market) -> dg.AssetsDefinition:
         warehouse: WarehouseResource,
     ) -> Iterator[dg.AssetMaterialization | dg.MaterializeResult]:
         codes = list(context.partition_keys)
+        how = "full re-crawl" if config.full else "incremental; codes never loaded get their whole history"
         context.log.info(
-            f"loading {len(codes)} {market.prefix} code(s) ({'full' if config.full else 'incremental'}) "
-            f"from {gateway.host}:{gateway.port} at {gateway.rate_limit} requests/seconds"
+            f"loading {len(codes)} {market.prefix} code(s) ({how}) from {gateway.host}:{gateway.port}, "
+            f"at most {gateway.rate_limit} requests/seconds"
         )
         try:
             settings = settings_for_run(gateway, warehouse)
@@ -126,16 +136,21 @@ def short_interest_asset(market: Market) -> dg.AssetsDefinition:
 
 
 def _event_logger(context: dg.AssetExecutionContext) -> Callable[[CrawlEvent], None]:
-    """Surface pages (debug) and retries (warning) as they happen; each code's result is logged at its end."""
+    """Surface progress as it happens: retries as warnings, and pages at info level when the rate limit
+    held them back (so a throttled run visibly moves), otherwise at debug level."""
+    waited_so_far: dict[str, float] = {}
 
     def on_event(event: CrawlEvent) -> None:
         if event.kind is EventKind.RETRY:
             context.log.warning(f"{event.code}: {event.message}")
         elif event.kind is EventKind.PAGE:
-            context.log.debug(
+            message = (
                 f"{event.code}: page {event.pages} stored, {event.rows} rows so far, "
                 f"{event.waited:.1f} s waited for the rate limit"
             )
+            throttled = event.waited > waited_so_far.get(event.code, 0.0) + 0.05
+            waited_so_far[event.code] = event.waited
+            (context.log.info if throttled else context.log.debug)(message)
 
     return on_event
 
