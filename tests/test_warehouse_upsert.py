@@ -261,7 +261,7 @@ def test_concurrent_writers_end_with_one_row_per_key(database_url: str) -> None:
     start = context.Barrier(2)
     failures = context.Queue()
     writers = [
-        context.Process(target=_concurrent_writer, args=(database_url, seed, 4, start, failures)) for seed in (1, 2)
+        context.Process(target=_concurrent_writer, args=(database_url, seed, 3, start, failures)) for seed in (1, 2)
     ]
     for process in writers:
         process.start()
@@ -287,7 +287,7 @@ def test_concurrent_writers_end_with_one_row_per_key(database_url: str) -> None:
             ).all()
     finally:
         engine.dispose()
-    max_offset = max((seed * 3 + r) % 7 for seed in (1, 2) for r in range(4))
+    max_offset = max((seed * 3 + r) % 7 for seed in (1, 2) for r in range(3))
     assert [tuple(k) for k in keys] == [
         ("US.BULK", COPY_THRESHOLD + 100 + max_offset, COPY_THRESHOLD + 100 + max_offset),
         ("US.RACE", 40 + max_offset, 40 + max_offset),
