@@ -135,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         finally:
             engine.dispose()
     for run in (first, again):
-        run["result"] = vars(run["result"]) if hasattr(run["result"], "__dict__") else _as_dict(run["result"])
+        run["result"] = _as_dict(run["result"])
     copy.pop("result")
     report = {
         "rows": len(rows),
