@@ -11,6 +11,8 @@ Requests are the scarce resource (a shared budget of OPEND_RATE_LIMIT per accoun
 * The stop date of an incremental crawl is the one recorded at the last *completed* crawl, not the
   newest stored row: an incremental crawl that dies after its first page must not leave a gap that
   the next run would skip over.
+* One loader crawls a code at a time (pipelines.crawl.code_lock): a second one waits, then does its own
+  crawl, instead of mistaking the first one's live cursor for an interrupted crawl.
 * Transient failures (gateway, network, database, frequency rejections) are retried with backoff per
   request; anything else fails only the code at hand, is recorded with mark_error, and the crawl goes on.
 
@@ -33,6 +35,7 @@ from typing import TypeVar
 import sqlalchemy as sa
 
 from pipelines.config import Settings
+from pipelines.crawl.code_lock import CodeLockTimeout, code_lock
 from pipelines.crawl.events import CrawlEvent, EventKind
 from pipelines.crawl.rate_limiter import RateLimiterError, SharedRateLimiter
 from pipelines.crawl.retry import RetryPolicy, is_transient
@@ -122,8 +125,10 @@ class Crawler:
         *,
         retry: RetryPolicy = DEFAULT_RETRY,
         on_event: Callable[[CrawlEvent], None] | None = None,
+        lock_timeout: float = 3600.0,
     ) -> None:
         self.engine = engine
+        self.lock_timeout = lock_timeout
         self.client = client
         self.limiter = limiter
         self.retry = retry
@@ -143,7 +148,13 @@ class Crawler:
             self._emit(progress, EventKind.FAILED, str(exc))
             return self._result(progress, None, None, str(exc))
         try:
-            newest = self._crawl(code, full, progress)
+            with code_lock(
+                self.engine,
+                code,
+                timeout=self.lock_timeout,
+                on_wait=lambda: self._emit(progress, EventKind.START, "waiting for another loader crawling it"),
+            ):
+                newest = self._crawl(code, full, progress)
         except Exception as exc:
             message = describe_failure(exc)
             if not _is_expected(exc):
@@ -334,7 +345,10 @@ def describe_failure(exc: BaseException) -> str:
 
 
 def _is_expected(exc: BaseException) -> bool:
-    return isinstance(exc, OpenDError | WarehouseError | sa.exc.SQLAlchemyError | InvalidCodeError | RateLimiterError)
+    return isinstance(
+        exc,
+        OpenDError | WarehouseError | sa.exc.SQLAlchemyError | InvalidCodeError | RateLimiterError | CodeLockTimeout,
+    )
 
 
 def _oldest(page: Page) -> date:
