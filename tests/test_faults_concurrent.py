@@ -36,8 +36,7 @@ def test_two_full_loads_of_the_same_codes_at_once(
         assert result.returncode == 0, result.output
     stats = read_stats(stats_file)
     pages = sum(-(-len(rows_for(code, AS_OF)) // PAGE_SIZE) for code in CODES)
-    # A loader that finds the other's full crawl under way may take over from its cursor instead of
-    # starting again, so the two together read each page at least once and at most twice.
+    # However the two loaders divide the work between them, each page is read at least once, at most twice.
     accepted = stats["accepted"]
     assert isinstance(accepted, int) and pages <= accepted <= 2 * pages, stats
     assert stats["rejected_rate_limit"] == 0, "the shared limiter let the two loaders exceed the gateway's limit"
