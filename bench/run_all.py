@@ -1,0 +1,175 @@
+"""Run every benchmark and write a short report: bench/results/REPORT.md (and the JSON each one writes).
+
+    .venv/bin/python bench/run_all.py [--only NAME ...] [--skip NAME ...]
+
+Each benchmark runs as its own process (as a person would run it), so one failing does not stop the
+others; the report says what was measured, how, and where each target stands. Figures are ratios or
+counts from one run on this machine, not promises: run it again on a quiet machine before comparing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+RESULTS = BENCH / "results"
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    measured: str
+    target: str
+    met: bool
+
+
+def _rate_budget(r: dict) -> list[Figure]:
+    return [
+        Figure(
+            f"budget use, {run['loaders']} loader(s)",
+            f"{run['budget_use']:.1%} of the allowed requests, {run['rejected']} rejected",
+            ">= 95 %, 0 rejected",
+            run["budget_use"] >= 0.95 and run["rejected"] == 0,
+        )
+        for run in r["runs"]
+    ]
+
+
+def _requests_per_code(r: dict) -> list[Figure]:
+    return [
+        Figure(
+            "requests, weekly refresh",
+            f"{r['weekly_requests']} for {r['codes']} codes",
+            f"floor {r['weekly_floor']} (1 per code)",
+            r["weekly_requests"] <= r["weekly_floor"],
+        ),
+        Figure(
+            "requests, full crawl",
+            f"{r['full_requests']} for {r['codes']} codes",
+            f"floor {r['full_floor']} (ceil(rows/50) per code)",
+            r["full_requests"] <= r["full_floor"],
+        ),
+    ]
+
+
+def _upsert(r: dict) -> list[Figure]:
+    return [
+        Figure(
+            f"upsert rate / COPY rate, {label}",
+            f"{r[key]:.2f} ({r[part]['rows_per_s']:,} vs {r['copy']['rows_per_s']:,} rows/s, {r['rows']:,} rows)",
+            f">= {r['target_ratio']}",
+            r[key] >= r["target_ratio"],
+        )
+        for label, key, part in (
+            ("empty table", "ratio_upsert_empty_to_copy", "upsert_empty"),
+            ("re-load", "ratio_upsert_reload_to_copy", "upsert_reload"),
+        )
+    ]
+
+
+def _client_latency(r: dict) -> list[Figure]:
+    return [
+        Figure(
+            "client latency / futu-api latency (median)",
+            f"{r['ratio_median']:.2f} ({r['ours']['median_ms']:.2f} vs {r['futu_api']['median_ms']:.2f} ms)",
+            f"<= {r['target_ratio']}",
+            r["ratio_median"] <= r["target_ratio"],
+        )
+    ]
+
+
+def _dagster_overhead(r: dict) -> list[Figure]:
+    return [
+        Figure(
+            f"Dagster overhead, {r['codes']}-code incremental refresh",
+            f"{r['overhead_seconds_per_code']:.3f} s per code",
+            f"< {r['target_overhead_seconds_per_code']} s per code",
+            r["overhead_seconds_per_code"] < r["target_overhead_seconds_per_code"],
+        )
+    ]
+
+
+# name -> (script, JSON it writes, summarizer)
+BENCHMARKS: dict[str, tuple[str, str, Callable[[dict], list[Figure]]]] = {
+    "rate_budget": ("rate_budget.py", "rate_budget.json", _rate_budget),
+    "requests_per_code": ("requests_per_code.py", "requests_per_code.json", _requests_per_code),
+    "upsert_throughput": ("upsert_throughput.py", "upsert_throughput.json", _upsert),
+    "client_latency": ("client_latency.py", "client_latency.json", _client_latency),
+    "dagster_overhead": ("dagster_overhead.py", "dagster_overhead.json", _dagster_overhead),
+}
+
+
+def _first_paragraph(script: Path) -> str:
+    text = script.read_text(encoding="utf-8")
+    doc = text.split('"""', 2)[1] if text.startswith('"""') else ""
+    return " ".join(doc.strip().split("\n\n", 1)[0].split())
+
+
+def run_one(name: str) -> tuple[list[Figure], str | None, float]:
+    script, output, summarize = BENCHMARKS[name]
+    result_path = RESULTS / output
+    result_path.unlink(missing_ok=True)
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, str(BENCH / script)], cwd=BENCH.parent, capture_output=True, text=True)
+    elapsed = time.monotonic() - started
+    sys.stdout.write(proc.stdout)
+    if proc.returncode != 0 or not result_path.exists():
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-5:])
+        return [], f"exit {proc.returncode}: {tail}", elapsed
+    try:
+        return summarize(json.loads(result_path.read_text(encoding="utf-8"))), None, elapsed
+    except (KeyError, TypeError, ValueError) as exc:
+        return [], f"unreadable result {result_path.name}: {exc!r}", elapsed
+
+
+def render(rows: list[tuple[str, list[Figure], str | None, float]]) -> str:
+    lines = [
+        "# Benchmark report",
+        "",
+        f"Measured {time.strftime('%Y-%m-%d %H:%M %Z')} on {platform.node()} ({platform.machine()}, "
+        f"Python {platform.python_version()}); one run each, so read the figures as ratios and counts, not times.",
+        "",
+        "| figure | measured | target | status |",
+        "|---|---|---|---|",
+    ]
+    for name, figures, error, _ in rows:
+        if error:
+            lines.append(f"| {name} | failed to run | | **error** |")
+        for f in figures:
+            lines.append(f"| {f.name} | {f.measured} | {f.target} | {'met' if f.met else '**not met**'} |")
+    lines += ["", "## How each was measured", ""]
+    for name, _, error, elapsed in rows:
+        script = BENCH / BENCHMARKS[name][0]
+        lines.append(f"- **{name}** (`bench/{script.name}`, {elapsed:.0f} s): {_first_paragraph(script)}")
+        if error:
+            lines.append(f"  - error: `{error}`")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="+", choices=sorted(BENCHMARKS), default=None)
+    parser.add_argument("--skip", nargs="+", choices=sorted(BENCHMARKS), default=[])
+    args = parser.parse_args(argv)
+    names = [n for n in (args.only or BENCHMARKS) if n not in args.skip]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for name in names:
+        print(f"== {name}", flush=True)
+        rows.append((name, *run_one(name)))
+    report = render(rows)
+    (RESULTS / "REPORT.md").write_text(report, encoding="utf-8")
+    print(report)
+    return 1 if any(error for _, _, error, _ in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
