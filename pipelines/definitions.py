@@ -8,7 +8,6 @@ from __future__ import annotations
 import dagster as dg
 
 from pipelines.orchestration.assets import short_interest_assets
-from pipelines.orchestration.checks import checks_for
 from pipelines.orchestration.jobs import full_refresh_job, refresh_job
 from pipelines.orchestration.resources import default_resources
 from pipelines.orchestration.schedules import weekly_schedules
@@ -20,7 +19,6 @@ def build_definitions() -> dg.Definitions:
     """Everything the code location serves; resources read the environment when this is called."""
     return dg.Definitions(
         assets=short_interest_assets(),
-        asset_checks=[check for market in Market for check in checks_for(market)],
         jobs=[job for market in Market for job in (refresh_job(market), full_refresh_job(market))],
         schedules=weekly_schedules(),
         sensors=[watchlist_partitions_sensor],

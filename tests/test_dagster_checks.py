@@ -10,11 +10,11 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from pipelines.orchestration.checks import checks_for
+from pipelines.orchestration.assets import short_interest_asset
 from pipelines.orchestration.jobs import asset_key_for
-from pipelines.orchestration.partitions import partition_name, partitions_for
+from pipelines.orchestration.partitions import partition_name
 from pipelines.orchestration.quality import market_today
-from pipelines.orchestration.resources import WarehouseResource
+from pipelines.orchestration.resources import GatewayResource, WarehouseResource
 from pipelines.warehouse import create_engine_for, table_for, upgrade, upsert_batch
 from proto_client.security import Market
 from proto_client.simulator.demo_data import rows_for
@@ -38,17 +38,18 @@ def seed(engine: sa.Engine, market: Market) -> None:
 
 
 def run_checks(engine: sa.Engine, market: Market, *, partitions: list[str] | None = None) -> dict[str, Any]:
-    """Run the market's four checks in process, as a run of the asset's checks; check name -> evaluation."""
+    """Run the market's four checks in process, alone (no load), as "execute checks" in the UI does."""
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(partition_name(market), CODES[market] if partitions is None else partitions)
-    spec = dg.AssetSpec(asset_key_for(market), partitions_def=partitions_for(market))
     url = engine.url.render_as_string(hide_password=False)
     result = dg.materialize(
-        [spec, *checks_for(market)],
+        [short_interest_asset(market)],
         instance=instance,
-        selection=dg.AssetSelection.checks_for_assets(spec.key),
-        resources={"warehouse": WarehouseResource(database_url=url)},
+        selection=dg.AssetSelection.checks_for_assets(asset_key_for(market)),
+        # The gateway is not touched when only checks are selected.
+        resources={"warehouse": WarehouseResource(database_url=url), "gateway": GatewayResource(port=1)},
     )
+    assert result.get_asset_materialization_events() == []
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert set(evaluations) == {"cadence_gaps", "values_in_range", "trade_date_matches_timestamp", "freshness"}
     return evaluations

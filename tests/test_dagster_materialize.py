@@ -13,7 +13,6 @@ import sqlalchemy as sa
 
 from pipelines.config import RateLimit, Settings
 from pipelines.orchestration.assets import short_interest_asset
-from pipelines.orchestration.checks import checks_for
 from pipelines.orchestration.jobs import refresh_job, refresh_job_name
 from pipelines.orchestration.partitions import partition_name
 from pipelines.orchestration.resources import GatewayResource, WarehouseResource, resources_from_settings
@@ -167,7 +166,6 @@ def test_scheduled_run_loads_every_code_in_one_run_and_runs_the_checks(
     assert isinstance(request, dg.RunRequest)
     defs = dg.Definitions(
         assets=[short_interest_asset(Market.HK)],
-        asset_checks=checks_for(Market.HK),
         jobs=[refresh_job(Market.HK)],
         resources=resources(gateway, sqlite_url),
     )
@@ -216,6 +214,8 @@ def test_failed_codes_fail_the_run_after_the_others_are_loaded(
     assert "2 of 4 code(s) failed: HK.01810, US.AAPL" in message
     assert "US.AAPL is a US code in the HK partition set" in message
     assert "HK.01810" in message and "unknown security" in message
+    # The checks still ran over what was loaded, before the run failed.
+    assert len(result.get_asset_check_evaluations()) == 4
 
 
 def test_unreachable_gateway_fails_naming_the_address(

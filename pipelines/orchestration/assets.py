@@ -1,10 +1,18 @@
 """The two assets, `us_short_interest` and `hk_short_interest`: one partition per watchlist code.
 
 A run loads every partition it was given over one gateway connection (single-run backfill policy),
-so a UI backfill of hundreds of codes is one run, not hundreds. Each loaded code gets its own
-materialization with its own counts; failed codes fail the run only after the others are loaded.
+so a UI backfill of hundreds of codes is one run, not hundreds. Each code's materialization, with its
+own counts, is recorded the moment the code is loaded: a long backfill shows progress in the UI, and a
+run that dies halfway still records what it committed. Failed codes fail the run only after the
+others are loaded. The table's checks run in the same op, after the load (or alone, when only checks
+are selected).
+
+Why the op records materializations itself instead of returning one result for all partitions:
+Dagster then needs per-partition metadata through `add_asset_metadata`, which re-resolves the run's
+partition range on every call, a database round trip per code that dominated large refreshes.
 """
 
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -16,10 +24,12 @@ from pydantic import Field
 from pipelines.config import ConfigError
 from pipelines.crawl.crawler import CodeResult
 from pipelines.crawl.events import CrawlEvent, EventKind
+from pipelines.orchestration.checks import check_specs, evaluate_checks
 from pipelines.orchestration.jobs import asset_key_for
-from pipelines.orchestration.loading import RunLoad, load_codes
+from pipelines.orchestration.loading import CodeFailure, load_codes
 from pipelines.orchestration.metadata import column_schema, newest_rows_preview, row_count, table_metadata
-from pipelines.orchestration.partitions import partitions_for
+from pipelines.orchestration.partitions import partition_name, partitions_for
+from pipelines.orchestration.quality import market_today
 from pipelines.orchestration.resources import GatewayResource, WarehouseResource, settings_for_run
 from pipelines.warehouse.errors import WarehouseError
 from pipelines.warehouse.schema import table_for
@@ -77,96 +87,136 @@ def code_metadata(result: CodeResult, preview: str, rows: int, schema: dg.TableS
 
 
 def short_interest_asset(market: Market) -> dg.AssetsDefinition:
-    table = table_for(market)
-    schema = column_schema(table)
-    key = asset_key_for(market)
-
     # BackfillPolicy is marked beta; it is what makes a backfill one run instead of one per code.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.BetaWarning)
-        return _define(market, key, table, schema)
+        return _define(market)
 
 
-def _define(market: Market, key: dg.AssetKey, table: sa.Table, schema: dg.TableSchema) -> dg.AssetsDefinition:
-    @dg.asset(
-        key=key,
+def _define(market: Market) -> dg.AssetsDefinition:
+    table = table_for(market)
+    schema = column_schema(table)
+    key = asset_key_for(market)
+    spec = dg.AssetSpec(
+        key,
         description=_DESCRIPTIONS[market],
         partitions_def=partitions_for(market),
-        backfill_policy=dg.BackfillPolicy.single_run(),
         group_name=GROUP,
-        pool=GATEWAY_POOL,
         kinds={"sql"},
         metadata=table_metadata(table),
+        skippable=True,  # materializations are recorded per code by the op, not by an output
+    )
+
+    @dg.multi_asset(
+        name=key.to_python_identifier(),
+        specs=[spec],
+        check_specs=check_specs(market, key),
+        can_subset=True,  # run the checks alone, or the load without them
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        pool=GATEWAY_POOL,
     )
     def _asset(
         context: dg.AssetExecutionContext,
         config: LoadConfig,
         gateway: GatewayResource,
         warehouse: WarehouseResource,
-    ) -> Iterator[dg.AssetMaterialization | dg.MaterializeResult]:
-        codes = list(context.partition_keys)
-        how = "full re-crawl" if config.full else "incremental; codes never loaded get their whole history"
-        context.log.info(
-            f"loading {len(codes)} {market.prefix} code(s) ({how}) from {gateway.host}:{gateway.port}, "
-            f"at most {gateway.rate_limit} requests/seconds"
-        )
-        try:
-            settings = settings_for_run(gateway, warehouse)
-            outcome = load_codes(
-                settings, market, codes, full=config.full, log=context.log, on_event=_event_logger(context)
-            )
-        except (ConfigError, GatewayConnectionError, WarehouseError) as exc:
-            # Nothing was loaded: say what to fix, without a traceback through the crawler.
-            raise dg.Failure(description=f"no {market.prefix} code was loaded: {exc}") from exc
-        per_code: dict[str, dict[str, Any]] = {}
-        with warehouse.engine() as engine, engine.connect() as conn:
-            for result in outcome.loaded:
-                preview = newest_rows_preview(conn, table, result.code)
-                per_code[result.code] = code_metadata(result, preview, row_count(conn, table, result.code), schema)
-        if not outcome.ok:
-            # The step fails, so Dagster records no materialization of its own: yield the loaded codes' here.
-            for code, metadata in per_code.items():
-                yield dg.AssetMaterialization(asset_key=key, partition=code, metadata=metadata)
-            raise _failure(outcome, len(codes))
-        for code, metadata in per_code.items():
-            context.add_asset_metadata(metadata, partition_key=code)
-        yield dg.MaterializeResult()
+    ) -> Iterator[dg.AssetMaterialization | dg.AssetCheckResult]:
+        failures: list[CodeFailure] = []
+        loaded = 0
+        with warehouse.engine() as engine:
+            if key in context.selected_asset_keys:
+                codes = list(context.partition_keys)
+                for event in _load(context, market, key, codes, config, gateway, warehouse, engine, schema, table):
+                    if isinstance(event, CodeFailure):
+                        failures.append(event)
+                    else:
+                        loaded += 1
+                        yield event
+            checks = [k.name for k in context.selected_asset_check_keys]
+            if checks:
+                started = time.monotonic()
+                expected = context.instance.get_dynamic_partitions(partition_name(market))
+                yield from evaluate_checks(
+                    market, key, checks, engine, today=market_today(market), expected_codes=expected
+                )
+                context.log.info(f"{len(checks)} check(s) evaluated in {time.monotonic() - started:.1f} s")
+        if failures:
+            order = {code: index for index, code in enumerate(context.partition_keys)}
+            raise _failure(sorted(failures, key=lambda f: order.get(f.code, len(order))), loaded)
 
     return _asset
 
 
+def _load(
+    context: dg.AssetExecutionContext,
+    market: Market,
+    key: dg.AssetKey,
+    codes: list[str],
+    config: LoadConfig,
+    gateway: GatewayResource,
+    warehouse: WarehouseResource,
+    engine: sa.Engine,
+    schema: dg.TableSchema,
+    table: sa.Table,
+) -> Iterator[dg.AssetMaterialization | CodeFailure]:
+    """Each loaded code's materialization as soon as it is committed, and each failed code."""
+    how = "full re-crawl" if config.full else "incremental; codes never loaded get their whole history"
+    context.log.info(
+        f"loading {len(codes)} {market.prefix} code(s) ({how}) from {gateway.host}:{gateway.port}, "
+        f"at most {gateway.rate_limit} requests/seconds"
+    )
+    try:
+        settings = settings_for_run(gateway, warehouse)
+        outcomes = load_codes(
+            settings, market, codes, full=config.full, log=context.log, on_event=_event_logger(context)
+        )
+        with engine.connect() as conn:
+            for outcome in outcomes:
+                if isinstance(outcome, CodeFailure):
+                    yield outcome
+                    continue
+                preview = newest_rows_preview(conn, table, outcome.code)
+                metadata = code_metadata(outcome, preview, row_count(conn, table, outcome.code), schema)
+                conn.rollback()  # end the read so the next code's writes never wait on it (SQLite)
+                yield dg.AssetMaterialization(asset_key=key, partition=outcome.code, metadata=metadata)
+    except (ConfigError, GatewayConnectionError, WarehouseError) as exc:
+        # Nothing was loaded: say what to fix, without a traceback through the crawler.
+        raise dg.Failure(description=f"no {market.prefix} code was loaded: {exc}") from exc
+
+
 def _event_logger(context: dg.AssetExecutionContext) -> Callable[[CrawlEvent], None]:
-    """Surface progress as it happens: retries as warnings, and pages at info level when the rate limit
-    held them back (so a throttled run visibly moves), otherwise at debug level."""
+    """Surface what a person waits on as it happens: retries, and pages the rate limit held back.
+
+    Unthrottled pages are not logged: every log line is an event-log write, and a 200-code refresh
+    should not spend its time writing "page stored" 200 times.
+    """
     waited_so_far: dict[str, float] = {}
 
     def on_event(event: CrawlEvent) -> None:
         if event.kind is EventKind.RETRY:
             context.log.warning(f"{event.code}: {event.message}")
         elif event.kind is EventKind.PAGE:
-            message = (
-                f"{event.code}: page {event.pages} stored, {event.rows} rows so far, "
-                f"{event.waited:.1f} s waited for the rate limit"
-            )
-            throttled = event.waited > waited_so_far.get(event.code, 0.0) + 0.05
+            if event.waited > waited_so_far.get(event.code, 0.0) + 0.05:
+                context.log.info(
+                    f"{event.code}: page {event.pages} stored after waiting for the rate limit, "
+                    f"{event.rows} rows so far, {event.waited:.1f} s waited"
+                )
             waited_so_far[event.code] = event.waited
-            (context.log.info if throttled else context.log.debug)(message)
 
     return on_event
 
 
-def _failure(outcome: RunLoad, total: int) -> CodesFailedError:
-    names = ", ".join(f.code for f in outcome.failed)
-    details = "\n".join(f"- {f.code}: {f.error}" for f in outcome.failed)
+def _failure(failures: list[CodeFailure], loaded: int) -> CodesFailedError:
+    names = ", ".join(f.code for f in failures)
+    details = "\n".join(f"- {f.code}: {f.error}" for f in failures)
     return CodesFailedError(
         description=(
-            f"{len(outcome.failed)} of {total} code(s) failed: {names}. "
-            f"{len(outcome.loaded)} other code(s) were loaded.\n{details}"
+            f"{len(failures)} of {len(failures) + loaded} code(s) failed: {names}. "
+            f"{loaded} other code(s) were loaded.\n{details}"
         ),
         metadata={
-            "failed_codes": dg.MetadataValue.json([f.code for f in outcome.failed]),
-            "errors": dg.MetadataValue.json({f.code: f.error for f in outcome.failed}),
-            "loaded_codes": dg.MetadataValue.json([r.code for r in outcome.loaded]),
+            "failed_codes": dg.MetadataValue.json([f.code for f in failures]),
+            "errors": dg.MetadataValue.json({f.code: f.error for f in failures}),
         },
     )
 

@@ -1,13 +1,16 @@
 """Crawl the codes of one run, one after the other over one client, and keep going past a failed code.
 
 A run covers many partitions (the assets' single-run backfill policy), so one bad code must not cost
-the others their load; the asset fails afterwards and names every failed code.
+the others their load. Outcomes are yielded as each code finishes, so the asset can record each
+code's materialization while the rest are still loading; the asset fails afterwards, naming every
+failed code.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from pipelines.config import Settings
@@ -16,23 +19,15 @@ from pipelines.crawl.events import CrawlEvent
 from proto_client.errors import InvalidCodeError
 from proto_client.security import Market, parse_code
 
+# Progress lines at most this often (failures always): each is an event-log write, and every code's
+# numbers are in its materialization anyway.
+PROGRESS_EVERY = 2.0
+
 
 @dataclass(frozen=True, slots=True)
 class CodeFailure:
     code: str
     error: str
-
-
-@dataclass(frozen=True, slots=True)
-class RunLoad:
-    """Per-code outcome of one run: what loaded, and what failed with why."""
-
-    loaded: tuple[CodeResult, ...]
-    failed: tuple[CodeFailure, ...]
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed
 
 
 def wrong_market_reason(code: str, market: Market) -> str | None:
@@ -54,35 +49,37 @@ def load_codes(
     full: bool,
     log: logging.Logger | logging.LoggerAdapter,
     on_event: Callable[[CrawlEvent], None] | None = None,
-) -> RunLoad:
-    """Crawl `codes` in order over one crawler; codes of the wrong market fail without a request.
+) -> Iterator[CodeResult | CodeFailure]:
+    """Crawl `codes` in order over one crawler, yielding each code's outcome as it finishes.
 
-    Raises GatewayConnectionError or WarehouseNotMigratedError (from `open_crawler`) before any code
-    when the gateway does not answer or the warehouse is not migrated: then nothing was loaded.
+    Codes of the wrong market fail without a request. Raises GatewayConnectionError or
+    WarehouseNotMigratedError (from `open_crawler`) before any code when the gateway does not answer
+    or the warehouse is not migrated: then nothing was loaded.
     """
-    loaded: list[CodeResult] = []
-    failed: list[CodeFailure] = []
     runnable: list[str] = []
     for code in codes:
         reason = wrong_market_reason(code, market)
         if reason:
-            failed.append(CodeFailure(code, reason))
+            log.error(f"{code}: {reason}")
+            yield CodeFailure(code, reason)
         else:
             runnable.append(code)
     if not runnable:
-        return RunLoad(tuple(loaded), tuple(failed))
+        return
+    last_line = time.monotonic() - PROGRESS_EVERY
     with open_crawler(settings, on_event=on_event) as crawler:
         for index, code in enumerate(runnable, start=1):
             result = crawler.crawl_code(code, full=full)  # per-code failures come back in `error`
             if not result.ok:
-                failed.append(CodeFailure(code, str(result.error)))
                 log.error(f"[{index}/{len(runnable)}] {code}: {result.error}")
+                yield CodeFailure(code, str(result.error))
                 continue
-            loaded.append(result)
-            log.info(
-                f"[{index}/{len(runnable)}] {code} {result.mode}: {result.inserted} new, {result.updated} revised, "
-                f"{result.unchanged} unchanged rows in {result.requests} request(s), "
-                f"{result.waited_seconds:.1f} s waiting for the rate limit"
-            )
-    order = {code: index for index, code in enumerate(codes)}
-    return RunLoad(tuple(loaded), tuple(sorted(failed, key=lambda f: order[f.code])))
+            now = time.monotonic()
+            if now - last_line >= PROGRESS_EVERY or index == len(runnable):
+                last_line = now
+                log.info(
+                    f"[{index}/{len(runnable)}] {code} {result.mode}: {result.inserted} new, {result.updated} "
+                    f"revised, {result.unchanged} unchanged rows in {result.requests} request(s), "
+                    f"{result.waited_seconds:.1f} s waiting for the rate limit"
+                )
+            yield result

@@ -13,7 +13,6 @@ from typing import Any
 import dagster as dg
 
 from pipelines.orchestration.assets import short_interest_asset
-from pipelines.orchestration.checks import checks_for
 from pipelines.orchestration.jobs import asset_key_for
 from pipelines.orchestration.schedules import run_request_for_codes
 from proto_client.security import Market
@@ -68,8 +67,10 @@ def run_market(
     if not isinstance(request, dg.RunRequest):
         raise ValueError(f"no {market.prefix} codes to run: {request.skip_message}")
     key = asset_key_for(market)
+    selection = dg.AssetSelection.assets(key)
     result = dg.materialize(
-        [short_interest_asset(market), *(checks_for(market) if with_checks else [])],
+        [short_interest_asset(market)],
+        selection=selection if with_checks else selection.without_checks(),
         instance=instance,
         resources=dict(resources),
         tags=dict(request.tags),
