@@ -292,3 +292,45 @@ def test_concurrent_writers_end_with_one_row_per_key(database_url: str) -> None:
         ("US.BULK", COPY_THRESHOLD + 100 + max_offset, COPY_THRESHOLD + 100 + max_offset),
         ("US.RACE", 40 + max_offset, 40 + max_offset),
     ]
+
+
+def test_bulk_batch_with_nulls_and_mixed_code_lengths_round_trips(engine: sa.Engine) -> None:
+    # Rows of several byte layouts (code lengths, NULL patterns), shuffled: the bulk path must sort them
+    # and store every value exactly as the row-by-row path would.
+    nullable = ("shares_short", "short_percent", "avg_daily_share_volume", "days_to_cover", "close_price")
+    rows = []
+    for code in ("US.A", "US.BRK.B", "US.GOOGL", "US.ZZZZZZZZZZ"):
+        for i, row in enumerate(us_history(code, COPY_THRESHOLD // 3)):
+            rows.append(replace(row, **{nullable[i % 7]: None}) if i % 7 < len(nullable) else row)
+    rows.reverse()
+    assert upsert_batch(engine, rows) == UpsertResult(inserted=len(rows))
+    expected = sorted(
+        (
+            r.code,
+            r.trade_date,
+            r.timestamp,
+            r.shares_short,
+            r.short_percent,
+            r.avg_daily_share_volume,
+            r.days_to_cover,
+            r.close_price,
+            r.last_close_price,
+        )
+        for r in rows
+    )
+    got = [
+        (
+            s.code,
+            s.trade_date,
+            s.source_timestamp,
+            s.shares_short,
+            s.short_percent,
+            s.avg_daily_share_volume,
+            s.days_to_cover,
+            s.close_price,
+            s.last_close_price,
+        )
+        for s in stored(engine)
+    ]
+    assert got == expected
+    assert upsert_batch(engine, rows) == UpsertResult(unchanged=len(rows))

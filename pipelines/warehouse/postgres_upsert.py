@@ -3,7 +3,8 @@
 Small batches (a crawler page) use one multi-row INSERT ... ON CONFLICT DO UPDATE ... WHERE the stored row
 IS DISTINCT FROM the new one, with RETURNING (xmax = 0) telling fresh inserts from updates.
 
-Large batches (backfills) avoid bound parameters and speculative insertion, which cost more than the data:
+Large batches (backfills, above COPY_THRESHOLD rows) arrive as numpy columns and travel as binary COPY,
+avoiding bound parameters and speculative insertion, which cost more than the data:
   * codes with no stored rows at all are COPYed straight into the table under a savepoint; should a
     concurrent writer insert one of those keys first, the savepoint is rolled back and the rows take the
     general path instead;
@@ -20,47 +21,69 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import psycopg.errors
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from pipelines.warehouse.binary_copy import CopyColumn, PgType, binary_copy_chunks
 from pipelines.warehouse.schema import KEY_COLUMNS
 
 # Up to this many rows, bound-parameter INSERTs beat the COPY machinery.
 COPY_THRESHOLD = 2_000
 # Rows per multi-row INSERT: 1,000 rows x 9 columns stays far below PostgreSQL's 65,535 parameters.
 INSERT_CHUNK = 1_000
-# Sort and hash memory for the staging statement, so a million-row anti-join does not spill to disk.
-STAGE_WORK_MEM = "256MB"
+# Settings for the merge statement only (restored after it, as the transaction is the caller's):
+# sort and hash memory, so a million-row anti-join does not spill to disk; no JIT, whose compilation
+# of the merge costs about as long as a third of a million-row re-load.
+MERGE_SETTINGS = {"work_mem": "256MB", "jit": "off"}
 
 _STAGE = "_shortinterest_upsert_stage"
-_COPY_TYPES = {sa.String: "text", sa.Text: "text", sa.Date: "date", sa.BigInteger: "int8", sa.Double: "float8"}
+_COPY_TYPES: dict[type[sa.types.TypeEngine[Any]], PgType] = {
+    sa.String: "text",
+    sa.Text: "text",
+    sa.Date: "date",
+    sa.BigInteger: "int8",
+    sa.Double: "float8",
+}
 
 
 def upsert_postgres(
     conn: sa.Connection, table: sa.Table, columns: Sequence[str], tuples: list[tuple[Any, ...]]
 ) -> tuple[int, int]:
-    """Write `tuples` (in `columns` order, sorted by key, keys unique); return (inserted, updated).
+    """Write a small batch of `tuples` (in `columns` order, sorted by key, keys unique); return (inserted, updated).
 
     Audit stamps come from the server's transaction time, the clock the column defaults use on the COPY
     path, so first_loaded_at <= updated_at holds whatever the client's clock says.
     """
-    now = conn.execute(sa.select(sa.func.current_timestamp())).scalar_one()
-    if len(tuples) <= COPY_THRESHOLD:
-        return _upsert_with_values(conn, table, columns, tuples, now)
-    fresh, rest = _split_by_stored_codes(conn, table, tuples)
-    inserted = updated = 0
-    if fresh and _copy_fresh(conn, table, columns, fresh):
-        inserted += len(fresh)
-    else:
-        rest = sorted(rest + fresh, key=lambda values: (values[0], values[1])) if fresh else rest
-    if len(rest) > COPY_THRESHOLD:
-        more_inserted, more_updated = _upsert_via_stage(conn, table, columns, rest, now)
-    elif rest:
-        more_inserted, more_updated = _upsert_with_values(conn, table, columns, rest, now)
-    else:
-        more_inserted = more_updated = 0
-    return inserted + more_inserted, updated + more_updated
+    return _upsert_with_values(conn, table, columns, tuples, _server_now(conn))
+
+
+def upsert_postgres_bulk(
+    conn: sa.Connection, table: sa.Table, columns: Sequence[str], data: Sequence[CopyColumn]
+) -> tuple[int, int]:
+    """Write a large batch given as one CopyColumn per name in `columns` (sorted by key, keys unique)."""
+    now = _server_now(conn)
+    fresh = _rows_of_unstored_codes(conn, table, data[0].values)
+    if fresh.any():
+        everything = bool(fresh.all())
+        if _copy_fresh(conn, table, columns, data if everything else [column.take(fresh) for column in data]):
+            if everything:
+                return len(fresh), 0
+            rest = [column.take(~fresh) for column in data]
+            inserted, updated = _upsert_via_stage(conn, table, columns, rest, now)
+            return int(fresh.sum()) + inserted, updated
+    return _upsert_via_stage(conn, table, columns, data, now)
+
+
+def copy_types(table: sa.Table, columns: Sequence[str]) -> list[PgType]:
+    """The binary COPY type of each of `columns`."""
+    return [_copy_type(table.c[name]) for name in columns]
+
+
+def _server_now(conn: sa.Connection) -> datetime:
+    return conn.execute(sa.select(sa.func.current_timestamp())).scalar_one()
 
 
 def _upsert_with_values(
@@ -93,50 +116,47 @@ def _values_statement(table: sa.Table, columns: Sequence[str], records: list[dic
     ).returning(sa.literal_column("xmax = 0", sa.Boolean))
 
 
-def _split_by_stored_codes(
-    conn: sa.Connection, table: sa.Table, tuples: list[tuple[Any, ...]]
-) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """(rows of codes with nothing stored yet, the other rows), both still in key order."""
-    codes = sorted({values[0] for values in tuples})
+def _rows_of_unstored_codes(
+    conn: sa.Connection, table: sa.Table, codes: npt.NDArray[np.bytes_]
+) -> npt.NDArray[np.bool_]:
+    """Mask of the rows whose code has nothing stored yet (codes arrive sorted, so each is one run)."""
+    starts = np.flatnonzero(np.concatenate(([True], codes[1:] != codes[:-1])))
+    distinct = [code.decode("ascii") for code in codes[starts].tolist()]
     stored = set(
         conn.execute(
             sa.text(
                 f"SELECT c FROM unnest(CAST(:codes AS text[])) AS c "
                 f"WHERE EXISTS (SELECT 1 FROM {table.name} t WHERE t.code = c)"
             ),
-            {"codes": codes},
+            {"codes": distinct},
         ).scalars()
     )
-    if not stored:
-        return tuples, []
-    if len(stored) == len(codes):
-        return [], tuples
-    fresh = [values for values in tuples if values[0] not in stored]
-    rest = [values for values in tuples if values[0] in stored]
-    return fresh, rest
+    unstored = np.array([code not in stored for code in distinct], dtype=bool)
+    return np.repeat(unstored, np.diff(np.append(starts, len(codes))))
 
 
-def _copy_fresh(conn: sa.Connection, table: sa.Table, columns: Sequence[str], tuples: list[tuple[Any, ...]]) -> bool:
+def _copy_fresh(conn: sa.Connection, table: sa.Table, columns: Sequence[str], data: Sequence[CopyColumn]) -> bool:
     """COPY rows of never-stored codes straight into the table; False if a concurrent writer got there first."""
     try:
         with conn.begin_nested():
-            _copy(conn, table.name, table, columns, tuples)
+            _copy(conn, table.name, columns, data)
     except psycopg.errors.UniqueViolation:
         return False
     return True
 
 
 def _upsert_via_stage(
-    conn: sa.Connection, table: sa.Table, columns: Sequence[str], tuples: list[tuple[Any, ...]], now: datetime
+    conn: sa.Connection, table: sa.Table, columns: Sequence[str], data: Sequence[CopyColumn], now: datetime
 ) -> tuple[int, int]:
     column_list = ", ".join(columns)
     conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_STAGE}")
     conn.exec_driver_sql(
         f"CREATE TEMPORARY TABLE {_STAGE} ON COMMIT DROP AS SELECT {column_list} FROM {table.name} WITH NO DATA"
     )
-    _copy(conn, _STAGE, table, columns, tuples)
-    work_mem = conn.exec_driver_sql("SELECT current_setting('work_mem')").scalar_one()
-    conn.exec_driver_sql("SELECT set_config('work_mem', %s, true)", (STAGE_WORK_MEM,))
+    _copy(conn, _STAGE, columns, data)
+    saved = {name: conn.exec_driver_sql("SELECT current_setting(%s)", (name,)).scalar_one() for name in MERGE_SETTINGS}
+    for name, value in MERGE_SETTINGS.items():
+        conn.exec_driver_sql("SELECT set_config(%s, %s, true)", (name, value))
     try:
         with conn.begin_nested():
             counts = conn.execute(sa.text(_merge_sql(table, columns, optimistic=True)), {"now": now}).one()
@@ -145,20 +165,18 @@ def _upsert_via_stage(
             raise
         # A concurrent writer inserted one of our new keys after the anti-join looked: let ON CONFLICT decide.
         counts = conn.execute(sa.text(_merge_sql(table, columns, optimistic=False)), {"now": now}).one()
-    conn.exec_driver_sql("SELECT set_config('work_mem', %s, true)", (work_mem,))
+    for name, value in saved.items():
+        conn.exec_driver_sql("SELECT set_config(%s, %s, true)", (name, value))
     conn.exec_driver_sql(f"DROP TABLE {_STAGE}")
     return int(counts.inserted), int(counts.updated)
 
 
-def _copy(
-    conn: sa.Connection, target: str, table: sa.Table, columns: Sequence[str], tuples: list[tuple[Any, ...]]
-) -> None:
+def _copy(conn: sa.Connection, target: str, columns: Sequence[str], data: Sequence[CopyColumn]) -> None:
     cursor = conn.connection.cursor()
     try:
         with cursor.copy(f"COPY {target} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types([_copy_type(table.c[name]) for name in columns])
-            for values in tuples:
-                copy.write_row(values)
+            for block in binary_copy_chunks(data):
+                copy.write(block)
     finally:
         cursor.close()
 
@@ -208,7 +226,7 @@ def _merge_sql(table: sa.Table, columns: Sequence[str], *, optimistic: bool) -> 
     """
 
 
-def _copy_type(column: sa.Column[Any]) -> str:
+def _copy_type(column: sa.Column[Any]) -> PgType:
     for python_type, pg_type in _COPY_TYPES.items():
         if isinstance(column.type, python_type):
             return pg_type

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from pipelines.warehouse.postgres_upsert import upsert_postgres
+from pipelines.warehouse.bulk_columns import sorted_valid_columns
+from pipelines.warehouse.postgres_upsert import COPY_THRESHOLD, copy_types, upsert_postgres, upsert_postgres_bulk
 from pipelines.warehouse.schema import KEY_COLUMNS, table_for, value_columns
 from pipelines.warehouse.sqlite_upsert import upsert_sqlite
 from pipelines.warehouse.validation import market_of_batch, sorted_valid_tuples
@@ -50,12 +51,15 @@ def upsert_rows(conn: sa.Connection, rows: Sequence[ShortInterestRow]) -> Upsert
     columns = (*KEY_COLUMNS, *value_columns(table))
     fields = tuple(_ATTRIBUTE_OF.get(name, name) for name in columns)
     # Key order is the lock order: concurrent writers of one code then queue instead of deadlocking.
-    tuples = sorted_valid_tuples(rows, fields, market)
-    if conn.dialect.name == "postgresql":
-        inserted, updated = upsert_postgres(conn, table, columns, tuples)
-    else:
+    if conn.dialect.name != "postgresql":
+        tuples = sorted_valid_tuples(rows, fields, market)
         inserted, updated = upsert_sqlite(conn, table, columns, tuples, datetime.now(UTC))
-    return UpsertResult(inserted, updated, len(tuples) - inserted - updated)
+    elif len(rows) > COPY_THRESHOLD:
+        data = sorted_valid_columns(rows, fields, copy_types(table, columns), market)
+        inserted, updated = upsert_postgres_bulk(conn, table, columns, data)
+    else:
+        inserted, updated = upsert_postgres(conn, table, columns, sorted_valid_tuples(rows, fields, market))
+    return UpsertResult(inserted, updated, len(rows) - inserted - updated)
 
 
 def upsert_batch(engine: sa.Engine, rows: Sequence[ShortInterestRow]) -> UpsertResult:

@@ -12,7 +12,7 @@ from datetime import date
 from functools import partial
 from itertools import islice
 from operator import and_, attrgetter, eq, is_not, itemgetter, lt, or_
-from typing import Any
+from typing import Any, NoReturn
 
 from pipelines.warehouse.errors import InvalidRowError
 from proto_client.errors import InvalidCodeError
@@ -79,6 +79,11 @@ def sorted_valid_tuples(
         dates = list(map(itemgetter(1), tuples))
         if _strictly_increasing(codes, dates):
             return tuples
+    raise_first_invalid(rows, market)
+
+
+def raise_first_invalid(rows: Sequence[ShortInterestRow], market: Market) -> NoReturn:
+    """The row-by-row pass after a column check failed: raise InvalidRowError for the first bad row."""
     for row in rows:
         check_row(row, market)
     _check_unique(rows)
@@ -97,26 +102,31 @@ def _columns_ok(columns: list[list[Any]], fields: Sequence[str], market: Market)
     codes, dates, stamps = columns[0], columns[1], columns[2]
     if set(map(type, codes)) != {str} or set(map(type, dates)) != {date} or set(map(type, stamps)) != {int}:
         return False
-    if not all(_code_ok(code, market) for code in set(codes)):
+    if not all(code_ok(code, market) for code in set(codes)) or not stamps_match_dates(stamps, dates, market):
         return False
-    for stamp, day in set(zip(stamps, dates, strict=True)):
-        try:
-            if trade_date_of(stamp, market) != day:
-                return False
-        except (OverflowError, OSError, ValueError):
-            return False
     for name, column in zip(fields[3:], columns[3:], strict=True):
         types = set(map(type, column))
         present = list(filter(_NOT_NONE, column)) if type(None) in types else column
         if name in COUNT_FIELDS[market]:
             if not types <= _COUNT_TYPES or (present and (min(present) < 0 or max(present) > BIGINT_MAX)):
                 return False
-        elif name in FLOAT_FIELDS[market] and (not types <= _FLOAT_TYPES or not all(map(math.isfinite, present))):
+        elif name in FLOAT_FIELDS[market] and (not types <= _FLOAT_TYPES or not _all_finite(present)):
             return False
     return True
 
 
-def _code_ok(code: object, market: Market) -> bool:
+def stamps_match_dates(stamps: Sequence[int], dates: Sequence[date], market: Market) -> bool:
+    """Whether every timestamp is local midnight of its trade_date, converting each distinct pair once."""
+    for stamp, day in set(zip(stamps, dates, strict=True)):
+        try:
+            if trade_date_of(stamp, market) != day:
+                return False
+        except (OverflowError, OSError, ValueError):
+            return False
+    return True
+
+
+def code_ok(code: object, market: Market) -> bool:
     try:
         return parse_code(code).market is market
     except InvalidCodeError:
@@ -159,8 +169,22 @@ def check_row(row: ShortInterestRow, market: Market) -> None:
             raise InvalidRowError(code, day, f"{name} = {value} exceeds the BIGINT maximum {BIGINT_MAX}")
     for name in sorted(FLOAT_FIELDS[market]):
         value = getattr(row, name)
-        if value is not None and (type(value) not in (float, int) or not math.isfinite(value)):
+        if value is not None and (type(value) not in (float, int) or not _finite(value)):
             raise InvalidRowError(code, day, f"{name} = {value!r} is not a finite number")
+
+
+def _all_finite(values: list[float]) -> bool:
+    try:
+        return all(map(math.isfinite, values))
+    except OverflowError:  # an int too large for a double
+        return False
+
+
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a double
+        return False
 
 
 def _check_unique(rows: Sequence[ShortInterestRow]) -> None:
