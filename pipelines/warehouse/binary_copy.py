@@ -7,7 +7,7 @@ structured array, so the per-row work runs in C and the server becomes the bottl
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Literal
@@ -19,8 +19,6 @@ PgType = Literal["text", "date", "int8", "float8"]
 
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 TRAILER = b"\xff\xff"
-# Rows per encoded block: about 5 MB of payload, small enough to stream while the server stores the last one.
-ROWS_PER_CHUNK = 50_000
 
 _PG_EPOCH_ORDINAL = date(2000, 1, 1).toordinal()
 _WIRE_DTYPES: dict[PgType, str] = {"date": ">i4", "int8": ">i8", "float8": ">f8"}
@@ -38,9 +36,6 @@ class CopyColumn:
     values: npt.NDArray[np.generic]
     nulls: npt.NDArray[np.bool_] | None = None
 
-    def take(self, index: npt.NDArray[np.intp] | npt.NDArray[np.bool_]) -> CopyColumn:
-        return CopyColumn(self.pg_type, self.values[index], None if self.nulls is None else self.nulls[index])
-
 
 def pg_days(dates: Sequence[date]) -> npt.NDArray[np.int32]:
     """Days since PostgreSQL's epoch (2000-01-01), converting each distinct date once."""
@@ -48,15 +43,18 @@ def pg_days(dates: Sequence[date]) -> npt.NDArray[np.int32]:
     return np.fromiter(map(days.__getitem__, dates), dtype=np.int32, count=len(dates))
 
 
-def binary_copy_chunks(columns: Sequence[CopyColumn], rows_per_chunk: int = ROWS_PER_CHUNK) -> Iterator[bytes]:
-    """The complete COPY ... (FORMAT BINARY) payload of `columns`, rows in their given order, in blocks."""
-    count = len(columns[0].values) if columns else 0
-    if any(len(column.values) != count for column in columns):
-        raise ValueError("columns of a COPY payload differ in length")
+def binary_copy_stream(chunks: Iterable[Sequence[CopyColumn]]) -> Iterator[bytes]:
+    """The complete COPY ... (FORMAT BINARY) payload of `chunks` (each a run of rows as columns), in order.
+
+    Lazy, so the caller can produce the next chunk while the server stores the last one.
+    """
     yield SIGNATURE
-    for start in range(0, count, rows_per_chunk):
-        part = slice(start, min(start + rows_per_chunk, count))
-        yield _encode_rows([column.take(np.arange(part.start, part.stop)) for column in columns])
+    for columns in chunks:
+        count = len(columns[0].values)
+        if any(len(column.values) != count for column in columns):
+            raise ValueError("columns of a COPY payload differ in length")
+        if count:
+            yield _encode_rows(columns)
     yield TRAILER
 
 

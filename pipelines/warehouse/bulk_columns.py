@@ -1,14 +1,18 @@
-"""Validation of a large batch straight into key-sorted numpy columns, ready for binary COPY.
+"""Validation of a large batch into key-sorted numpy columns, a chunk at a time, ready for binary COPY.
 
-A backfill hands over a million rows at once; per-row Python work then costs more than storing them. The
-checks here are the ones of `validation` done on whole columns; only when one fails does the row-by-row
-pass run, so the error names the same row, date and field whichever path the batch took.
+A backfill hands over a million rows at once; per-row Python work then costs about as much as storing them.
+So only the key is checked and sorted up front (it decides the write order and which rows are new); the
+other fields are validated and converted one chunk at a time while the server stores the previous chunk.
+The checks are those of `validation` done on whole columns; when one fails, the row-by-row pass runs over
+the whole batch as given, so the error names the same row, date and field whichever path the batch took.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import date
+from itertools import compress
 from operator import attrgetter
 from typing import Any
 
@@ -20,48 +24,118 @@ from pipelines.warehouse.validation import code_ok, raise_first_invalid, stamps_
 from proto_client.records import ShortInterestRow
 from proto_client.security import Market
 
+# Rows validated and encoded per step: small enough that the server starts early and finishes soon after
+# the last step, large enough that numpy's per-call overhead stays negligible.
+ROWS_PER_CHUNK = 10_000
+
+_KEY_FIELDS = ("code", "trade_date", "timestamp")
+_KEY_TYPES = ("text", "date", "int8")
 _INT_TYPES = frozenset({int, type(None)})
 _FLOAT_TYPES = frozenset({float, int, type(None)})
 
 
-def sorted_valid_columns(
+@dataclass(frozen=True, slots=True)
+class KeySortedBatch:
+    """Rows in key order whose keys are valid and unique; the other fields are checked by `column_chunks`.
+
+    code_names: the batch's distinct codes, sorted; code_ids: per row, its code's index in code_names.
+    given: the batch as the caller passed it, which the row-by-row error pass walks, so a bad row is
+    reported exactly as the small-batch path reports it.
+    """
+
+    rows: Sequence[ShortInterestRow]
+    code_names: list[str]
+    code_ids: npt.NDArray[np.int64]
+    days: npt.NDArray[np.int32]
+    dates: Sequence[date]
+    fields: tuple[str, ...]
+    pg_types: tuple[PgType, ...]
+    market: Market
+    given: Sequence[ShortInterestRow]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def select(self, mask: npt.NDArray[np.bool_]) -> KeySortedBatch:
+        """The rows where `mask` is true, still in key order."""
+        keep = mask.tolist()
+        return KeySortedBatch(
+            list(compress(self.rows, keep)),
+            self.code_names,
+            self.code_ids[mask],
+            self.days[mask],
+            list(compress(self.dates, keep)),
+            self.fields,
+            self.pg_types,
+            self.market,
+            self.given,
+        )
+
+    def column_chunks(self, rows_per_chunk: int = ROWS_PER_CHUNK) -> Iterator[list[CopyColumn]]:
+        """One CopyColumn per field for each run of `rows_per_chunk` rows, validated as they are produced.
+
+        Raises InvalidRowError (from the row-by-row pass over `given`) at the first chunk that fails.
+        """
+        code_bytes = np.array(self.code_names, dtype=np.bytes_)  # ASCII: every code parsed
+        for start in range(0, len(self.rows), rows_per_chunk):
+            stop = min(start + rows_per_chunk, len(self.rows))
+            columns = self._chunk_columns(start, stop, code_bytes)
+            if columns is None:
+                raise_first_invalid(self.given, self.market)
+            yield columns
+
+    def _chunk_columns(self, start: int, stop: int, code_bytes: npt.NDArray[np.bytes_]) -> list[CopyColumn] | None:
+        rows = self.rows[start:stop]
+        stamps = [row.timestamp for row in rows]
+        if set(map(type, stamps)) != {int} or not stamps_match_dates(stamps, self.dates[start:stop], self.market):
+            return None
+        encoded = [
+            CopyColumn("text", code_bytes[self.code_ids[start:stop]]),
+            CopyColumn("date", self.days[start:stop]),
+            CopyColumn("int8", np.array(stamps, dtype=np.int64)),  # in range: each matched its trade_date
+        ]
+        for name, pg_type in zip(self.fields[3:], self.pg_types[3:], strict=True):
+            values = list(map(attrgetter(name), rows))
+            column = _count_column(values) if pg_type == "int8" else _float_column(values)
+            if column is None:
+                return None
+            encoded.append(column)
+        return encoded
+
+
+def key_sorted_batch(
     rows: Sequence[ShortInterestRow], fields: Sequence[str], pg_types: Sequence[PgType], market: Market
-) -> list[CopyColumn]:
-    """`rows` as one CopyColumn per field (code, trade_date, timestamp first), sorted by key, all validated.
+) -> KeySortedBatch:
+    """`rows` in key order after checking codes, dates and key uniqueness; sorts only if they are not in order.
 
     Raises InvalidRowError naming the first bad row.
     """
-    if tuple(fields[:3]) != ("code", "trade_date", "timestamp") or tuple(pg_types[:3]) != ("text", "date", "int8"):
+    if tuple(fields[:3]) != _KEY_FIELDS or tuple(pg_types[:3]) != _KEY_TYPES:
         raise ValueError(f"fields must start with code, trade_date, timestamp, got {fields!r} as {pg_types!r}")
-    columns = [list(map(attrgetter(name), rows)) for name in fields]
-    encoded = _encode_if_valid(columns, pg_types, market)
-    if encoded is None:
+    codes = [row.code for row in rows]
+    dates = [row.trade_date for row in rows]
+    if set(map(type, codes)) != {str} or set(map(type, dates)) != {date}:
         raise_first_invalid(rows, market)
-    return encoded
-
-
-def _encode_if_valid(columns: list[list[Any]], pg_types: Sequence[PgType], market: Market) -> list[CopyColumn] | None:
-    codes, dates, stamps = columns[0], columns[1], columns[2]
-    if set(map(type, codes)) != {str} or set(map(type, dates)) != {date} or set(map(type, stamps)) != {int}:
-        return None
-    if not all(code_ok(code, market) for code in set(codes)) or not stamps_match_dates(stamps, dates, market):
-        return None
-    encoded = [
-        CopyColumn("text", np.array(codes, dtype=np.bytes_)),
-        CopyColumn("date", pg_days(dates)),
-        CopyColumn("int8", np.array(stamps, dtype=np.int64)),  # in range: each matched its trade_date
-    ]
-    for pg_type, column in zip(pg_types[3:], columns[3:], strict=True):
-        as_numpy = _count_column(column) if pg_type == "int8" else _float_column(column)
-        if as_numpy is None:
-            return None
-        encoded.append(as_numpy)
-    if not _strictly_increasing(encoded[0].values, encoded[1].values):
-        order = np.lexsort((encoded[1].values, encoded[0].values))
-        encoded = [column.take(order) for column in encoded]
-        if not _strictly_increasing(encoded[0].values, encoded[1].values):
-            return None  # a key appears twice
-    return encoded
+    # Sorted distinct codes and each row's index among them: the key then fits one int64 per row, and
+    # ASCII codes sort the same in Python as in the database's "C" byte order.
+    code_names = sorted(set(codes))
+    if not all(code_ok(code, market) for code in code_names):
+        raise_first_invalid(rows, market)
+    index = {code: i for i, code in enumerate(code_names)}
+    code_ids = np.fromiter(map(index.__getitem__, codes), dtype=np.int64, count=len(codes))
+    days = pg_days(dates)
+    ordered: Sequence[ShortInterestRow] = rows
+    keys = (code_ids << 32) + (days.astype(np.int64) + 2**31)
+    if len(keys) > 1 and not bool(np.all(keys[1:] > keys[:-1])):
+        order = np.argsort(keys, kind="stable")
+        keys = keys[order]
+        if not bool(np.all(keys[1:] > keys[:-1])):
+            raise_first_invalid(rows, market)  # a key appears twice
+        positions = order.tolist()
+        code_ids, days = code_ids[order], days[order]
+        ordered = [rows[i] for i in positions]
+        dates = [dates[i] for i in positions]
+    return KeySortedBatch(ordered, code_names, code_ids, days, dates, tuple(fields), tuple(pg_types), market, rows)
 
 
 def _count_column(column: list[Any]) -> CopyColumn | None:
@@ -99,12 +173,3 @@ def _float_column(column: list[Any]) -> CopyColumn | None:
     if int(not_finite.sum()) != nones:
         return None
     return CopyColumn("float8", values, not_finite if nones else None)
-
-
-def _strictly_increasing(codes: npt.NDArray[np.bytes_], days: npt.NDArray[np.int32]) -> bool:
-    """Whether (code, day) keys strictly increase; byte order of ASCII codes is the database's "C" order."""
-    if len(codes) < 2:
-        return True
-    code_less = codes[:-1] < codes[1:]
-    same_code_later_day = (codes[:-1] == codes[1:]) & (days[:-1] < days[1:])
-    return bool(np.all(code_less | same_code_later_day))

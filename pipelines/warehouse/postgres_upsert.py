@@ -27,7 +27,9 @@ import psycopg.errors
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from pipelines.warehouse.binary_copy import CopyColumn, PgType, binary_copy_chunks
+from pipelines.warehouse.binary_copy import PgType, binary_copy_stream
+from pipelines.warehouse.bulk_columns import KeySortedBatch
+from pipelines.warehouse.initial_load import copy_into_empty_table
 from pipelines.warehouse.schema import KEY_COLUMNS
 
 # Up to this many rows, bound-parameter INSERTs beat the COPY machinery.
@@ -61,20 +63,26 @@ def upsert_postgres(
 
 
 def upsert_postgres_bulk(
-    conn: sa.Connection, table: sa.Table, columns: Sequence[str], data: Sequence[CopyColumn]
+    conn: sa.Connection, table: sa.Table, columns: Sequence[str], batch: KeySortedBatch
 ) -> tuple[int, int]:
-    """Write a large batch given as one CopyColumn per name in `columns` (sorted by key, keys unique)."""
-    now = _server_now(conn)
-    fresh = _rows_of_unstored_codes(conn, table, data[0].values)
-    if fresh.any():
-        everything = bool(fresh.all())
-        if _copy_fresh(conn, table, columns, data if everything else [column.take(fresh) for column in data]):
-            if everything:
-                return len(fresh), 0
-            rest = [column.take(~fresh) for column in data]
-            inserted, updated = _upsert_via_stage(conn, table, columns, rest, now)
-            return int(fresh.sum()) + inserted, updated
-    return _upsert_via_stage(conn, table, columns, data, now)
+    """Write a large batch whose fields are `columns`; its rows are validated as they stream.
+
+    Runs under a savepoint, so should a row fail validation after part of the batch was sent, the whole
+    batch is undone before InvalidRowError reaches the caller.
+    """
+    with conn.begin_nested():
+        now = _server_now(conn)
+        fresh = _rows_of_unstored_codes(conn, table, batch)
+        if fresh.all() and copy_into_empty_table(conn, table, columns, batch, _copy):
+            return len(fresh), 0
+        if fresh.any():
+            everything = bool(fresh.all())
+            if _copy_fresh(conn, table, columns, batch if everything else batch.select(fresh)):
+                if everything:
+                    return len(fresh), 0
+                inserted, updated = _upsert_via_stage(conn, table, columns, batch.select(~fresh), now)
+                return int(fresh.sum()) + inserted, updated
+        return _upsert_via_stage(conn, table, columns, batch, now)
 
 
 def copy_types(table: sa.Table, columns: Sequence[str]) -> list[PgType]:
@@ -116,44 +124,40 @@ def _values_statement(table: sa.Table, columns: Sequence[str], records: list[dic
     ).returning(sa.literal_column("xmax = 0", sa.Boolean))
 
 
-def _rows_of_unstored_codes(
-    conn: sa.Connection, table: sa.Table, codes: npt.NDArray[np.bytes_]
-) -> npt.NDArray[np.bool_]:
-    """Mask of the rows whose code has nothing stored yet (codes arrive sorted, so each is one run)."""
-    starts = np.flatnonzero(np.concatenate(([True], codes[1:] != codes[:-1])))
-    distinct = [code.decode("ascii") for code in codes[starts].tolist()]
+def _rows_of_unstored_codes(conn: sa.Connection, table: sa.Table, batch: KeySortedBatch) -> npt.NDArray[np.bool_]:
+    """Mask of the rows whose code has nothing stored yet."""
     stored = set(
         conn.execute(
             sa.text(
                 f"SELECT c FROM unnest(CAST(:codes AS text[])) AS c "
                 f"WHERE EXISTS (SELECT 1 FROM {table.name} t WHERE t.code = c)"
             ),
-            {"codes": distinct},
+            {"codes": batch.code_names},
         ).scalars()
     )
-    unstored = np.array([code not in stored for code in distinct], dtype=bool)
-    return np.repeat(unstored, np.diff(np.append(starts, len(codes))))
+    unstored = np.array([code not in stored for code in batch.code_names], dtype=bool)
+    return unstored[batch.code_ids]
 
 
-def _copy_fresh(conn: sa.Connection, table: sa.Table, columns: Sequence[str], data: Sequence[CopyColumn]) -> bool:
+def _copy_fresh(conn: sa.Connection, table: sa.Table, columns: Sequence[str], batch: KeySortedBatch) -> bool:
     """COPY rows of never-stored codes straight into the table; False if a concurrent writer got there first."""
     try:
         with conn.begin_nested():
-            _copy(conn, table.name, columns, data)
+            _copy(conn, table.name, columns, batch)
     except psycopg.errors.UniqueViolation:
         return False
     return True
 
 
 def _upsert_via_stage(
-    conn: sa.Connection, table: sa.Table, columns: Sequence[str], data: Sequence[CopyColumn], now: datetime
+    conn: sa.Connection, table: sa.Table, columns: Sequence[str], batch: KeySortedBatch, now: datetime
 ) -> tuple[int, int]:
     column_list = ", ".join(columns)
     conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_STAGE}")
     conn.exec_driver_sql(
         f"CREATE TEMPORARY TABLE {_STAGE} ON COMMIT DROP AS SELECT {column_list} FROM {table.name} WITH NO DATA"
     )
-    _copy(conn, _STAGE, columns, data)
+    _copy(conn, _STAGE, columns, batch)
     saved = {name: conn.exec_driver_sql("SELECT current_setting(%s)", (name,)).scalar_one() for name in MERGE_SETTINGS}
     for name, value in MERGE_SETTINGS.items():
         conn.exec_driver_sql("SELECT set_config(%s, %s, true)", (name, value))
@@ -171,11 +175,13 @@ def _upsert_via_stage(
     return int(counts.inserted), int(counts.updated)
 
 
-def _copy(conn: sa.Connection, target: str, columns: Sequence[str], data: Sequence[CopyColumn]) -> None:
+def _copy(conn: sa.Connection, target: str, columns: Sequence[str], batch: KeySortedBatch) -> None:
     cursor = conn.connection.cursor()
     try:
+        # Chunks are validated and encoded as they are sent: the server stores one while the client
+        # prepares the next (a writer thread measured no faster).
         with cursor.copy(f"COPY {target} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
-            for block in binary_copy_chunks(data):
+            for block in binary_copy_stream(batch.column_chunks()):
                 copy.write(block)
     finally:
         cursor.close()

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from pipelines.warehouse.bulk_columns import sorted_valid_columns
+from pipelines.warehouse.bulk_columns import key_sorted_batch
 from pipelines.warehouse.postgres_upsert import COPY_THRESHOLD, copy_types, upsert_postgres, upsert_postgres_bulk
 from pipelines.warehouse.schema import KEY_COLUMNS, table_for, value_columns
 from pipelines.warehouse.sqlite_upsert import upsert_sqlite
@@ -55,8 +55,8 @@ def upsert_rows(conn: sa.Connection, rows: Sequence[ShortInterestRow]) -> Upsert
         tuples = sorted_valid_tuples(rows, fields, market)
         inserted, updated = upsert_sqlite(conn, table, columns, tuples, datetime.now(UTC))
     elif len(rows) > COPY_THRESHOLD:
-        data = sorted_valid_columns(rows, fields, copy_types(table, columns), market)
-        inserted, updated = upsert_postgres_bulk(conn, table, columns, data)
+        batch = key_sorted_batch(rows, fields, copy_types(table, columns), market)
+        inserted, updated = upsert_postgres_bulk(conn, table, columns, batch)
     else:
         inserted, updated = upsert_postgres(conn, table, columns, sorted_valid_tuples(rows, fields, market))
     return UpsertResult(inserted, updated, len(rows) - inserted - updated)
