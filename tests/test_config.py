@@ -13,6 +13,7 @@ def test_defaults() -> None:
     assert s.rate_limit == RateLimit(30, 30.0)
     assert s.database_url.startswith("sqlite:///")
     assert s.watchlist_path == PACKAGED_WATCHLIST
+    assert s.reply_timeout == 15.0
 
 
 def test_values_from_environment() -> None:
@@ -23,8 +24,10 @@ def test_values_from_environment() -> None:
             "OPEND_RATE_LIMIT": " 6 / 3 ",
             "SHORTINTEREST_DATABASE_URL": "postgresql://u@h/db",
             "SHORTINTEREST_WATCHLIST": "/etc/si/watch.yaml",
+            "OPEND_REPLY_TIMEOUT": "2.5",
         }
     )
+    assert s.reply_timeout == 2.5
     assert (s.opend_host, s.opend_port, s.rate_limit) == ("10.0.0.5", 22222, RateLimit(6, 3.0))
     assert s.database_url == "postgresql://u@h/db"
     assert s.watchlist_path == Path("/etc/si/watch.yaml")
@@ -39,6 +42,9 @@ def test_values_from_environment() -> None:
         ("OPEND_RATE_LIMIT", "0/30"),
         ("OPEND_RATE_LIMIT", "30/0"),
         ("OPEND_RATE_LIMIT", "thirty/30"),
+        ("OPEND_REPLY_TIMEOUT", "soon"),
+        ("OPEND_REPLY_TIMEOUT", "0"),
+        ("OPEND_REPLY_TIMEOUT", "inf"),
     ],
 )
 def test_bad_values_are_named(name: str, value: str) -> None:
