@@ -126,3 +126,19 @@ def test_large_batch_for_new_codes_in_a_filled_table_inserts_only(engine: sa.Eng
     upsert_batch(engine, rows[:400])
     assert upsert_batch(engine, rows) == UpsertResult(inserted=len(rows) - 400, unchanged=400)
     assert count_rows(engine) == len(rows)
+
+
+def test_bulk_merge_counts_a_mixed_reload_and_restores_the_callers_planner_settings(engine: sa.Engine) -> None:
+    rows = history(6, 500)
+    upsert_batch(engine, rows[: 5 * 500])
+    changed = [replace(row, close_price=row.close_price + 1) if i % 7 == 0 else row for i, row in enumerate(rows)]
+    settings = ("work_mem", "jit", "enable_hashjoin")
+    with engine.begin() as conn:
+        for name in settings:
+            conn.exec_driver_sql("SELECT set_config(%s, %s, true)", (name, "on" if name != "work_mem" else "5MB"))
+        result = upsert_rows(conn, changed)
+        after = [conn.exec_driver_sql("SELECT current_setting(%s)", (name,)).scalar_one() for name in settings]
+    updated = len(range(0, 5 * 500, 7))
+    assert result == UpsertResult(inserted=500, updated=updated, unchanged=5 * 500 - updated)
+    assert after == ["5MB", "on", "on"]
+    assert count_rows(engine) == len(rows)
