@@ -43,6 +43,41 @@ def pg_days(dates: Sequence[date]) -> npt.NDArray[np.int32]:
     return np.fromiter(map(days.__getitem__, dates), dtype=np.int32, count=len(dates))
 
 
+def concatenate_columns(chunks: Sequence[Sequence[CopyColumn]]) -> list[CopyColumn]:
+    """Runs of rows (as `column_chunks` yields them) joined into one CopyColumn per field."""
+    if not chunks:
+        raise ValueError("no chunks to concatenate")
+    joined = []
+    for parts in zip(*chunks, strict=True):
+        values = np.concatenate([part.values for part in parts])
+        nulls = None
+        if any(part.nulls is not None for part in parts):
+            nulls = np.concatenate(
+                [np.zeros(len(part.values), dtype=bool) if part.nulls is None else part.nulls for part in parts]
+            )
+        joined.append(CopyColumn(parts[0].pg_type, values, nulls))
+    return joined
+
+
+def select_rows(columns: Sequence[CopyColumn], rows: npt.NDArray[np.bool_]) -> list[CopyColumn]:
+    """The rows of `columns` where the mask `rows` is true, in order."""
+    return [
+        CopyColumn(column.pg_type, column.values[rows], None if column.nulls is None else column.nulls[rows])
+        for column in columns
+    ]
+
+
+def split_rows(columns: Sequence[CopyColumn], rows_per_chunk: int) -> Iterator[list[CopyColumn]]:
+    """`columns` as runs of at most `rows_per_chunk` rows, for `binary_copy_stream`."""
+    count = len(columns[0].values) if columns else 0
+    for start in range(0, count, rows_per_chunk):
+        stop = start + rows_per_chunk
+        yield [
+            CopyColumn(c.pg_type, c.values[start:stop], None if c.nulls is None else c.nulls[start:stop])
+            for c in columns
+        ]
+
+
 def binary_copy_stream(chunks: Iterable[Sequence[CopyColumn]]) -> Iterator[bytes]:
     """The complete COPY ... (FORMAT BINARY) payload of `chunks` (each a run of rows as columns), in order.
 

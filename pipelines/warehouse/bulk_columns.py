@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from pipelines.warehouse.binary_copy import CopyColumn, PgType, pg_days
+from pipelines.warehouse.binary_copy import CopyColumn, PgType, concatenate_columns, pg_days
 from pipelines.warehouse.validation import code_ok, raise_first_invalid, stamps_match_dates
 from proto_client.records import ShortInterestRow
 from proto_client.security import Market
@@ -70,6 +70,17 @@ class KeySortedBatch:
             self.market,
             self.given,
         )
+
+    def keys(self) -> npt.NDArray[np.int64]:
+        """Each row's (code, trade_date) as one increasing int64, as `row_keys` computes it."""
+        return row_keys(self.code_ids, self.days)
+
+    def columns(self) -> list[CopyColumn]:
+        """Every field of every row (at least one) as one CopyColumn, validated as `column_chunks` validates.
+
+        For comparing the whole batch with stored rows before deciding what to send.
+        """
+        return concatenate_columns(list(self.column_chunks()))
 
     def column_chunks(self, rows_per_chunk: int = ROWS_PER_CHUNK) -> Iterator[list[CopyColumn]]:
         """One CopyColumn per field for each run of `rows_per_chunk` rows, validated as they are produced.
@@ -125,7 +136,7 @@ def key_sorted_batch(
     code_ids = np.fromiter(map(index.__getitem__, codes), dtype=np.int64, count=len(codes))
     days = pg_days(dates)
     ordered: Sequence[ShortInterestRow] = rows
-    keys = (code_ids << 32) + (days.astype(np.int64) + 2**31)
+    keys = row_keys(code_ids, days)
     if len(keys) > 1 and not bool(np.all(keys[1:] > keys[:-1])):
         order = np.argsort(keys, kind="stable")
         keys = keys[order]
@@ -136,6 +147,11 @@ def key_sorted_batch(
         ordered = [rows[i] for i in positions]
         dates = [dates[i] for i in positions]
     return KeySortedBatch(ordered, code_names, code_ids, days, dates, tuple(fields), tuple(pg_types), market, rows)
+
+
+def row_keys(code_ids: npt.NDArray[np.int64], days: npt.NDArray[np.int32]) -> npt.NDArray[np.int64]:
+    """(code index, days since 2000-01-01) packed into one int64 that sorts as the key does."""
+    return (code_ids.astype(np.int64) << 32) + (days.astype(np.int64) + 2**31)
 
 
 def _count_column(column: list[Any]) -> CopyColumn | None:
@@ -151,7 +167,7 @@ def _count_column(column: list[Any]) -> CopyColumn | None:
             boxed[nulls] = 0
             values = boxed.astype(np.int64)
         else:
-            values = np.array(column, dtype=np.int64)
+            values = np.fromiter(column, dtype=np.int64, count=len(column))  # faster than np.array on a list
     except OverflowError:
         return None
     if len(values) and values.min() < 0:
@@ -165,7 +181,10 @@ def _float_column(column: list[Any]) -> CopyColumn | None:
     if not types <= _FLOAT_TYPES:
         return None
     try:
-        values = np.array(column, dtype=np.float64)
+        if type(None) in types:
+            values = np.array(column, dtype=np.float64)
+        else:
+            values = np.fromiter(column, dtype=np.float64, count=len(column))
     except OverflowError:
         return None
     not_finite = ~np.isfinite(values)
