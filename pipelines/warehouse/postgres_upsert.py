@@ -8,8 +8,10 @@ avoiding bound parameters and speculative insertion, which cost more than the da
   * codes with no stored rows at all are COPYed straight into the table under a savepoint; should a
     concurrent writer insert one of those keys first, the savepoint is rolled back and the rows take the
     general path instead;
-  * everything else is COPYed into a temporary table, identical rows are dropped by one anti-join (so a
-    re-load neither writes nor locks them), and the rest is inserted or updated in one statement.
+  * for everything else, the stored rows of those keys are read back while the batch is validated, and
+    rows identical to them are counted as unchanged without being sent (`stored_columns`); the rest is
+    COPYed into a temporary table, identical rows are dropped by one anti-join (so a re-load neither
+    writes nor locks them), and what remains is inserted or updated in one statement.
 
 Rows arrive sorted by key and are written in that order, which is the lock order, so concurrent writers of
 one code queue behind each other instead of deadlocking.
@@ -17,7 +19,9 @@ one code queue behind each other instead of deadlocking.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -27,10 +31,11 @@ import psycopg.errors
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from pipelines.warehouse.binary_copy import PgType, binary_copy_stream
-from pipelines.warehouse.bulk_columns import KeySortedBatch
+from pipelines.warehouse.binary_copy import CopyColumn, PgType, binary_copy_stream, select_rows, split_rows
+from pipelines.warehouse.bulk_columns import ROWS_PER_CHUNK, KeySortedBatch
 from pipelines.warehouse.initial_load import copy_into_empty_table
 from pipelines.warehouse.schema import KEY_COLUMNS
+from pipelines.warehouse.stored_columns import read_stored_columns, unchanged_rows
 
 # Up to this many rows, bound-parameter INSERTs beat the COPY machinery.
 COPY_THRESHOLD = 2_000
@@ -44,6 +49,8 @@ INSERT_CHUNK = 1_000
 #     side (the planner prices that sort as a full one, so it would pick the hash); small stages still
 #     get index probes (nested loop).
 MERGE_SETTINGS = {"work_mem": "256MB", "jit": "off", "enable_hashjoin": "off"}
+# For reading stored rows back: JIT compilation would cost more than the query over a million rows.
+READBACK_SETTINGS = {"jit": "off"}
 
 _STAGE = "_shortinterest_upsert_stage"
 _COPY_TYPES: dict[type[sa.types.TypeEngine[Any]], PgType] = {
@@ -84,9 +91,9 @@ def upsert_postgres_bulk(
             if _copy_fresh(conn, table, columns, batch if everything else batch.select(fresh)):
                 if everything:
                     return len(fresh), 0
-                inserted, updated = _upsert_via_stage(conn, table, columns, batch.select(~fresh), now)
+                inserted, updated = _upsert_changed(conn, table, columns, batch.select(~fresh), now)
                 return int(fresh.sum()) + inserted, updated
-        return _upsert_via_stage(conn, table, columns, batch, now)
+        return _upsert_changed(conn, table, columns, batch, now)
 
 
 def copy_types(table: sa.Table, columns: Sequence[str]) -> list[PgType]:
@@ -153,39 +160,75 @@ def _copy_fresh(conn: sa.Connection, table: sa.Table, columns: Sequence[str], ba
     return True
 
 
-def _upsert_via_stage(
+def _upsert_changed(
     conn: sa.Connection, table: sa.Table, columns: Sequence[str], batch: KeySortedBatch, now: datetime
+) -> tuple[int, int]:
+    """Merge the rows of `batch` that are new or differ from the stored ones; the rest stay unsent.
+
+    The server reads the stored rows back while this thread validates the batch: the two take about as
+    long, so the comparison costs little more than the validation the batch needed anyway.
+    """
+    keys = len(KEY_COLUMNS)
+    with _local_settings(conn, READBACK_SETTINGS), ThreadPoolExecutor(max_workers=1) as reader:
+        # The reader has the connection to itself: this thread runs no statement until it is done.
+        driver = conn.connection.driver_connection
+        stored = reader.submit(read_stored_columns, driver, table.name, columns[keys:], batch)
+        values = batch.columns()  # raises InvalidRowError, after the reader finished, if a row is bad
+        unchanged = unchanged_rows(batch.keys(), values[keys:], stored.result())
+    if unchanged.all():
+        return 0, 0
+    return _upsert_via_stage(conn, table, columns, select_rows(values, ~unchanged), now)
+
+
+def _upsert_via_stage(
+    conn: sa.Connection, table: sa.Table, columns: Sequence[str], values: Sequence[CopyColumn], now: datetime
 ) -> tuple[int, int]:
     column_list = ", ".join(columns)
     conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_STAGE}")
     conn.exec_driver_sql(
         f"CREATE TEMPORARY TABLE {_STAGE} ON COMMIT DROP AS SELECT {column_list} FROM {table.name} WITH NO DATA"
     )
-    _copy(conn, _STAGE, columns, batch)
-    saved = {name: conn.exec_driver_sql("SELECT current_setting(%s)", (name,)).scalar_one() for name in MERGE_SETTINGS}
-    for name, value in MERGE_SETTINGS.items():
-        conn.exec_driver_sql("SELECT set_config(%s, %s, true)", (name, value))
-    try:
-        with conn.begin_nested():
-            counts = conn.execute(sa.text(_merge_sql(table, columns, optimistic=True)), {"now": now}).one()
-    except sa.exc.IntegrityError as exc:
-        if not isinstance(exc.orig, psycopg.errors.UniqueViolation):
-            raise
-        # A concurrent writer inserted one of our new keys after the anti-join looked: let ON CONFLICT decide.
-        counts = conn.execute(sa.text(_merge_sql(table, columns, optimistic=False)), {"now": now}).one()
-    for name, value in saved.items():
-        conn.exec_driver_sql("SELECT set_config(%s, %s, true)", (name, value))
+    _copy_chunks(conn, _STAGE, columns, split_rows(values, ROWS_PER_CHUNK))
+    with _local_settings(conn, MERGE_SETTINGS):
+        try:
+            with conn.begin_nested():
+                counts = conn.execute(sa.text(_merge_sql(table, columns, optimistic=True)), {"now": now}).one()
+        except sa.exc.IntegrityError as exc:
+            if not isinstance(exc.orig, psycopg.errors.UniqueViolation):
+                raise
+            # A concurrent writer inserted one of our new keys after the anti-join looked: let ON CONFLICT decide.
+            counts = conn.execute(sa.text(_merge_sql(table, columns, optimistic=False)), {"now": now}).one()
     conn.exec_driver_sql(f"DROP TABLE {_STAGE}")
     return int(counts.inserted), int(counts.updated)
 
 
+@contextmanager
+def _local_settings(conn: sa.Connection, settings: Mapping[str, str]) -> Iterator[None]:
+    """`settings` for the statements inside only; the caller's values return after (the transaction is theirs).
+
+    On an error they are not restored here: the savepoint the error unwinds to undoes them.
+    """
+    saved = {name: conn.exec_driver_sql("SELECT current_setting(%s)", (name,)).scalar_one() for name in settings}
+    for name, value in settings.items():
+        conn.exec_driver_sql("SELECT set_config(%s, %s, true)", (name, value))
+    yield
+    for name, value in saved.items():
+        conn.exec_driver_sql("SELECT set_config(%s, %s, true)", (name, value))
+
+
 def _copy(conn: sa.Connection, target: str, columns: Sequence[str], batch: KeySortedBatch) -> None:
+    # Chunks are validated and encoded as they are sent: the server stores one while the client
+    # prepares the next (a writer thread measured no faster).
+    _copy_chunks(conn, target, columns, batch.column_chunks())
+
+
+def _copy_chunks(
+    conn: sa.Connection, target: str, columns: Sequence[str], chunks: Iterable[Sequence[CopyColumn]]
+) -> None:
     cursor = conn.connection.cursor()
     try:
-        # Chunks are validated and encoded as they are sent: the server stores one while the client
-        # prepares the next (a writer thread measured no faster).
         with cursor.copy(f"COPY {target} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
-            for block in binary_copy_stream(batch.column_chunks()):
+            for block in binary_copy_stream(chunks):
                 copy.write(block)
     finally:
         cursor.close()
