@@ -12,6 +12,11 @@ Each round runs the four in that order, the target table emptied first; the figu
 rounds, so one hiccup of a shared machine does not decide a ratio. Prints rows/s, the upsert/COPY ratios
 (target: at least 0.5) and the CPU time each load took in this process (the client) and in the rest of
 the machine (the server, when the database is local), and writes bench/results/upsert_throughput.json.
+
+Where the database runs on this host and the URL is a superuser's, each round also has the server load
+the rows from a file itself, with no client at all: into the bare table, and into the target's shape
+followed by building its key. An upsert into the empty table cannot take less time than the latter, so
+COPY's time over it is the most any client could reach there (the ceiling).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import argparse
 import json
 import os
 import statistics
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -34,6 +40,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from pipelines.warehouse import create_engine_for, upgrade, upsert_batch
+from pipelines.warehouse.initial_load import INDEX_BUILD_SETTINGS
 from proto_client.records import UsShortInterestRow
 from proto_client.security import Market
 
@@ -100,6 +107,51 @@ def copy_baseline(engine: sa.Engine, rows: Sequence[UsShortInterestRow], create:
             for row in rows:
                 copy.write_row(getter(row))
         cursor.close()
+
+
+COLUMNS = (
+    "code, trade_date, source_timestamp, shares_short, short_percent, avg_daily_share_volume, days_to_cover, "
+    "close_price, last_close_price"
+)
+
+
+@contextmanager
+def server_side_file(engine: sa.Engine, rows: Sequence[UsShortInterestRow]) -> Iterator[Path | None]:
+    """The rows as a binary COPY file the server can read, or None if the server cannot (remote, not superuser)."""
+    with tempfile.NamedTemporaryFile(prefix="si_bench_", suffix=".copy", dir="/tmp", delete=False) as handle:
+        path = Path(handle.name)
+    try:
+        copy_baseline(engine, rows)
+        with engine.begin() as conn, path.open("wb") as out:
+            cursor = conn.connection.cursor()
+            with cursor.copy(f"COPY copy_baseline ({COLUMNS}) TO STDOUT (FORMAT BINARY)") as copy:
+                for block in copy:
+                    out.write(block)
+            cursor.close()
+            conn.exec_driver_sql("DROP TABLE copy_baseline")
+        path.chmod(0o644)  # the server's own user reads it
+        try:
+            with engine.begin() as conn:
+                conn.exec_driver_sql(BARE_TABLE)
+                conn.exec_driver_sql(f"COPY copy_baseline ({COLUMNS}) FROM '{path}' (FORMAT BINARY)")
+                conn.rollback()
+        except sa.exc.DBAPIError:
+            yield None
+            return
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def server_copy(engine: sa.Engine, path: Path, create: str, *, with_key: bool) -> None:
+    """The server COPYs `path` into a new table made by `create` (and builds the target's key), no client."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql(create)
+        conn.exec_driver_sql(f"COPY copy_baseline ({COLUMNS}) FROM '{path}' (FORMAT BINARY)")
+        if with_key:
+            for name, value in INDEX_BUILD_SETTINGS.items():
+                conn.exec_driver_sql("SELECT set_config(%s, %s, true)", (name, value))
+            conn.exec_driver_sql("ALTER TABLE copy_baseline ADD PRIMARY KEY (code, trade_date)")
 
 
 @contextmanager
@@ -188,6 +240,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         upgrade(url)
         engine = create_engine_for(url)
         try:
+            with server_side_file(engine, rows) as path:
+                for _ in range(args.repeat if path else 0):
+                    for phase, create, with_key in (
+                        ("server_copy", BARE_TABLE, False),
+                        ("server_copy_shaped_keyed", SHAPED_TABLE, True),
+                    ):
+                        with engine.begin() as conn:
+                            conn.exec_driver_sql("DROP TABLE IF EXISTS copy_baseline")
+                        work = lambda create=create, with_key=with_key: server_copy(  # noqa: E731
+                            engine, path, create, with_key=with_key
+                        )
+                        phases.setdefault(phase, []).append(_measure(work)[0])
             for _ in range(args.repeat):
                 with engine.begin() as conn:
                     conn.exec_driver_sql("TRUNCATE us_short_interest")
@@ -202,6 +266,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         finally:
             engine.dispose()
     labels = {
+        "server_copy": "server COPY, bare",
+        "server_copy_shaped_keyed": "server COPY+key",
         "copy": "COPY (unindexed)",
         "copy_shaped": "COPY (target shape)",
         "upsert_empty": "upsert into empty",
@@ -218,6 +284,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     for phase in ("upsert_empty", "upsert_reload"):
         ratio = report[phase]["rows_per_s"] / report["copy_shaped"]["rows_per_s"]
         report[f"ratio_{phase}_to_shaped_copy"] = round(ratio, 3)
+    if "server_copy_shaped_keyed" in report:
+        ceiling = report["copy"]["seconds"] / report["server_copy_shaped_keyed"]["seconds"]
+        report["ceiling_upsert_empty_to_copy"] = round(ceiling, 3)
+        print(f"ceiling of upsert into empty / COPY (the server's own work alone): {ceiling:.2f}")
+    else:
+        print("ceiling of upsert into empty / COPY: not measured (needs a superuser on a database on this host)")
     report["target_ratio"] = TARGET_RATIO
     print(
         f"upsert/COPY: empty {report['ratio_upsert_empty_to_copy']:.2f}, "
