@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pipelines.warehouse.binary_copy import CopyColumn, PgType, concatenate_columns, pg_days
-from pipelines.warehouse.validation import code_ok, raise_first_invalid, stamps_match_dates
+from pipelines.warehouse.validation import LocalDays, code_ok, local_days, raise_first_invalid, stamps_match_dates
 from proto_client.records import ShortInterestRow
 from proto_client.security import Market
 
@@ -41,6 +41,8 @@ class KeySortedBatch:
     code_names: the batch's distinct codes, sorted; code_ids: per row, its code's index in code_names.
     given: the batch as the caller passed it, which the row-by-row error pass walks, so a bad row is
     reported exactly as the small-batch path reports it.
+    local_days: the market's day boundaries over the batch's dates, to check timestamps in numpy (None:
+    check them pair by pair).
     """
 
     rows: Sequence[ShortInterestRow]
@@ -52,6 +54,7 @@ class KeySortedBatch:
     pg_types: tuple[PgType, ...]
     market: Market
     given: Sequence[ShortInterestRow]
+    local_days: LocalDays | None
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -69,6 +72,7 @@ class KeySortedBatch:
             self.pg_types,
             self.market,
             self.given,
+            self.local_days,
         )
 
     def keys(self) -> npt.NDArray[np.int64]:
@@ -98,12 +102,22 @@ class KeySortedBatch:
     def _chunk_columns(self, start: int, stop: int, code_bytes: npt.NDArray[np.bytes_]) -> list[CopyColumn] | None:
         rows = self.rows[start:stop]
         stamps = [row.timestamp for row in rows]
-        if set(map(type, stamps)) != {int} or not stamps_match_dates(stamps, self.dates[start:stop], self.market):
+        if set(map(type, stamps)) != {int}:
+            return None
+        try:
+            stamp_values = np.fromiter(stamps, dtype=np.int64, count=len(stamps))
+        except OverflowError:
+            return None
+        days = self.days[start:stop]
+        if self.local_days is not None:
+            if not self.local_days.contain(days, stamp_values):
+                return None
+        elif not stamps_match_dates(stamps, self.dates[start:stop], self.market):
             return None
         encoded = [
             CopyColumn("text", code_bytes[self.code_ids[start:stop]]),
-            CopyColumn("date", self.days[start:stop]),
-            CopyColumn("int8", np.array(stamps, dtype=np.int64)),  # in range: each matched its trade_date
+            CopyColumn("date", days),
+            CopyColumn("int8", stamp_values),
         ]
         for name, pg_type in zip(self.fields[3:], self.pg_types[3:], strict=True):
             values = list(map(attrgetter(name), rows))
@@ -146,7 +160,10 @@ def key_sorted_batch(
         code_ids, days = code_ids[order], days[order]
         ordered = [rows[i] for i in positions]
         dates = [dates[i] for i in positions]
-    return KeySortedBatch(ordered, code_names, code_ids, days, dates, tuple(fields), tuple(pg_types), market, rows)
+    bounds = local_days(days, market)
+    return KeySortedBatch(
+        ordered, code_names, code_ids, days, dates, tuple(fields), tuple(pg_types), market, rows, bounds
+    )
 
 
 def row_keys(code_ids: npt.NDArray[np.int64], days: npt.NDArray[np.int32]) -> npt.NDArray[np.int64]:

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from functools import partial
 from itertools import islice
 from operator import and_, attrgetter, eq, is_not, itemgetter, lt, or_
 from typing import Any, NoReturn
+
+import numpy as np
+import numpy.typing as npt
 
 from pipelines.warehouse.errors import InvalidRowError
 from proto_client.errors import InvalidCodeError
@@ -20,6 +24,9 @@ from proto_client.records import HkShortInterestRow, ShortInterestRow, UsShortIn
 from proto_client.security import Market, parse_code
 
 BIGINT_MAX = 2**63 - 1
+# Widest span of trade dates (about 110 years) for which a batch's local day boundaries are tabulated.
+LOCAL_DAYS_MAX_SPAN = 40_000
+_PG_EPOCH = date(2000, 1, 1)
 
 # Fields of the row dataclasses by kind; percentages above 100 are allowed (US short interest can exceed the float).
 COUNT_FIELDS: dict[Market, frozenset[str]] = {
@@ -124,6 +131,47 @@ def stamps_match_dates(stamps: Sequence[int], dates: Sequence[date], market: Mar
         except (OverflowError, OSError, ValueError):
             return False
     return True
+
+
+@dataclass(frozen=True, slots=True)
+class LocalDays:
+    """Where each local calendar day of a market begins, as Unix seconds, for a run of consecutive days.
+
+    starts[i] is the first second of day `first + i` (days since 2000-01-01) and starts[i + 1] the first
+    of the next, so the seconds of that day are one range. In both markets' zones clock changes happen in
+    the small hours, never across midnight, which is what makes each local day one unbroken range.
+    """
+
+    first: int
+    starts: npt.NDArray[np.int64]
+
+    def contain(self, days: npt.NDArray[np.int32], stamps: npt.NDArray[np.int64]) -> bool:
+        """Whether each of `stamps` falls on its day of `days`, as trade_date_of would say."""
+        index = days.astype(np.int64) - self.first
+        return bool(np.all((self.starts[index] <= stamps) & (stamps < self.starts[index + 1])))
+
+
+def local_days(days: npt.NDArray[np.int32], market: Market) -> LocalDays | None:
+    """The local day boundaries covering `days` (days since 2000-01-01), or None if they span too long.
+
+    Each boundary is checked against trade_date_of, so the table never disagrees with the row-by-row check.
+    """
+    if not len(days):
+        return None
+    first, last = int(days.min()), int(days.max())
+    if last - first > LOCAL_DAYS_MAX_SPAN:
+        return None
+    starts = []
+    try:
+        for offset in range(first, last + 2):
+            day = _PG_EPOCH + timedelta(days=offset)
+            start = int(datetime(day.year, day.month, day.day, tzinfo=market.tz).timestamp())
+            if trade_date_of(start, market) != day or trade_date_of(start - 1, market) == day:
+                return None
+            starts.append(start)
+    except (OverflowError, OSError, ValueError):
+        return None
+    return LocalDays(first, np.array(starts, dtype=np.int64))
 
 
 def code_ok(code: object, market: Market) -> bool:
