@@ -20,7 +20,6 @@ one code queue behind each other instead of deadlocking.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -35,7 +34,7 @@ from pipelines.warehouse.binary_copy import CopyColumn, PgType, binary_copy_stre
 from pipelines.warehouse.bulk_columns import ROWS_PER_CHUNK, KeySortedBatch
 from pipelines.warehouse.initial_load import copy_into_empty_table
 from pipelines.warehouse.schema import KEY_COLUMNS
-from pipelines.warehouse.stored_columns import read_stored_columns, unchanged_rows
+from pipelines.warehouse.stored_columns import start_reading_stored_columns, unchanged_rows
 
 # Up to this many rows, bound-parameter INSERTs beat the COPY machinery.
 COPY_THRESHOLD = 2_000
@@ -165,16 +164,19 @@ def _upsert_changed(
 ) -> tuple[int, int]:
     """Merge the rows of `batch` that are new or differ from the stored ones; the rest stay unsent.
 
-    The server reads the stored rows back while this thread validates the batch: the two take about as
+    The server reads the stored rows back while this process validates the batch: the two take about as
     long, so the comparison costs little more than the validation the batch needed anyway.
     """
     keys = len(KEY_COLUMNS)
-    with _local_settings(conn, READBACK_SETTINGS), ThreadPoolExecutor(max_workers=1) as reader:
-        # The reader has the connection to itself: this thread runs no statement until it is done.
+    with _local_settings(conn, READBACK_SETTINGS):
         driver = conn.connection.driver_connection
-        stored = reader.submit(read_stored_columns, driver, table.name, columns[keys:], batch)
-        values = batch.columns()  # raises InvalidRowError, after the reader finished, if a row is bad
-        unchanged = unchanged_rows(batch.keys(), values[keys:], stored.result())
+        reader = start_reading_stored_columns(driver, table.name, columns[keys:], batch)
+        try:
+            values = batch.columns(between_chunks=reader.pump)  # raises InvalidRowError if a row is bad
+        except BaseException:
+            reader.cancel()  # the connection must be free for the savepoint's rollback
+            raise
+        unchanged = unchanged_rows(batch.keys(), values[keys:], reader.finish())
     if unchanged.all():
         return 0, 0
     return _upsert_via_stage(conn, table, columns, select_rows(values, ~unchanged), now)

@@ -1,0 +1,125 @@
+"""The read-back of stored rows runs while the batch is validated: the connection must come back usable.
+
+The query is sent, the reply taken in between validation chunks, and finished (or cancelled) before the
+connection runs anything else; a server error must arrive as the psycopg error it is, and a reply the
+server cuts into messages other than a row each must decode the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import date, datetime, timedelta
+
+import numpy as np
+import psycopg
+import pytest
+import sqlalchemy as sa
+
+from pipelines.warehouse import InvalidRowError, UpsertResult, create_engine_for, upgrade, upsert_batch, upsert_rows
+from pipelines.warehouse.bulk_columns import KeySortedBatch, key_sorted_batch
+from pipelines.warehouse.postgres_upsert import COPY_THRESHOLD, copy_types
+from pipelines.warehouse.schema import KEY_COLUMNS, us_short_interest, value_columns
+from pipelines.warehouse.stored_columns import _decode, read_stored_columns, start_reading_stored_columns
+from proto_client.records import UsShortInterestRow
+from proto_client.security import Market
+
+COLUMNS = (*KEY_COLUMNS, *value_columns(us_short_interest))
+FIELDS = tuple("timestamp" if name == "source_timestamp" else name for name in COLUMNS)
+
+
+def history(code: str, days: int) -> list[UsShortInterestRow]:
+    first = date(2015, 6, 1)
+    rows = []
+    for i in range(days):
+        day = first + timedelta(days=i)
+        stamp = int(datetime(day.year, day.month, day.day, tzinfo=Market.US.tz).timestamp())
+        rows.append(UsShortInterestRow(code, day, stamp, 500 + i, 2.5, 7_000, 1.25, 20.0 + i / 32, 19.5))
+    return rows
+
+
+def as_batch(rows: list[UsShortInterestRow]) -> KeySortedBatch:
+    return key_sorted_batch(rows, FIELDS, copy_types(us_short_interest, COLUMNS), Market.US)
+
+
+@pytest.fixture
+def engine(postgres_url: str) -> Iterator[sa.Engine]:
+    upgrade(postgres_url)
+    engine = create_engine_for(postgres_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def stored(engine: sa.Engine) -> list[UsShortInterestRow]:
+    rows = [*history("US.AAA", 300), *history("US.BBB", 300), *history("US.CCC", 300)]
+    upsert_batch(engine, rows)
+    return rows
+
+
+def test_a_cancelled_read_back_leaves_the_connection_usable(engine: sa.Engine, stored: list) -> None:
+    with engine.connect() as conn:
+        driver = conn.connection.driver_connection
+        reader = start_reading_stored_columns(driver, us_short_interest.name, COLUMNS[2:], as_batch(stored))
+        reader.cancel()
+        conn.rollback()  # the cancelled query may have failed the transaction
+        assert conn.execute(sa.text("SELECT count(*) FROM us_short_interest")).scalar_one() == len(stored)
+
+
+def test_cancelling_a_finished_read_back_changes_nothing(engine: sa.Engine, stored: list) -> None:
+    with engine.connect() as conn:
+        driver = conn.connection.driver_connection
+        reader = start_reading_stored_columns(driver, us_short_interest.name, COLUMNS[2:], as_batch(stored))
+        reader.pump()
+        assert len(reader.finish().keys) == len(stored)
+        reader.cancel()  # nothing left to stop: a no-op
+        assert conn.execute(sa.text("SELECT 1")).scalar_one() == 1
+
+
+def test_a_server_error_arrives_as_its_psycopg_error(engine: sa.Engine, stored: list) -> None:
+    with engine.connect() as conn:
+        driver = conn.connection.driver_connection
+        reader = start_reading_stored_columns(driver, "no_such_table", COLUMNS[2:], as_batch(stored))
+        with pytest.raises(psycopg.errors.UndefinedTable, match="no_such_table"):
+            reader.finish()
+        conn.rollback()
+        assert conn.execute(sa.text("SELECT 1")).scalar_one() == 1
+
+
+def test_a_reply_cut_anywhere_decodes_as_one_cut_by_rows(engine: sa.Engine, stored: list) -> None:
+    batch = as_batch(stored)
+    with engine.connect() as conn:
+        driver = conn.connection.driver_connection
+        reader = start_reading_stored_columns(driver, us_short_interest.name, COLUMNS[2:], batch)
+        by_rows = reader.finish()
+        messages = reader._pieces
+    payload = b"".join(messages)
+    for size in (7, 1000, len(payload)):
+        pieces = [memoryview(payload[i : i + size]) for i in range(0, len(payload), size)]
+        recut = _decode(pieces, reader._record, us_short_interest.name)
+        assert np.array_equal(recut.keys, by_rows.keys)
+        assert all(np.array_equal(a, b) for a, b in zip(recut.values, by_rows.values, strict=True))
+        assert np.array_equal(recut.nulls, by_rows.nulls)
+    assert len(by_rows.keys) == len(stored)
+
+
+def test_the_waiting_form_reads_what_the_pumped_form_reads(engine: sa.Engine, stored: list) -> None:
+    with engine.connect() as conn:
+        driver = conn.connection.driver_connection
+        waited = read_stored_columns(driver, us_short_interest.name, COLUMNS[2:], as_batch(stored))
+    assert np.array_equal(waited.keys, np.sort(waited.keys)) and len(waited.keys) == len(stored)
+
+
+def test_a_bad_row_in_a_reload_keeps_the_callers_transaction_going(engine: sa.Engine) -> None:
+    rows = history("US.TXN", COPY_THRESHOLD + 20)
+    with engine.begin() as conn:
+        assert upsert_rows(conn, rows) == UpsertResult(inserted=len(rows))
+        bad = replace(rows[-3], close_price=float("nan"))
+        with pytest.raises(InvalidRowError, match="close_price = nan"):
+            upsert_rows(conn, [*rows[:-3], bad, *rows[-2:]])
+        revised = [replace(r, close_price=1.0) if i % 4 == 0 else r for i, r in enumerate(rows)]
+        assert upsert_rows(conn, revised) == UpsertResult(
+            updated=len(range(0, len(rows), 4)), unchanged=len(rows) - len(range(0, len(rows), 4))
+        )
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM us_short_interest")).scalar_one() == len(rows)
