@@ -4,7 +4,9 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
+from pipelines.warehouse import create_engine_for, upgrade
 from tests.support.databases import fresh_postgres_database
 from tests.support.gateway import GatewayProcess, start_gateway
 
@@ -14,6 +16,15 @@ def postgres_url() -> Iterator[str]:
     """A new, empty PostgreSQL database for this test."""
     with fresh_postgres_database() as url:
         yield url
+
+
+@pytest.fixture
+def pg_engine(postgres_url: str) -> Iterator[sa.Engine]:
+    """An engine on a new PostgreSQL database migrated to the latest revision."""
+    upgrade(postgres_url)
+    engine = create_engine_for(postgres_url)
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture

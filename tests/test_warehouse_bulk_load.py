@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from pipelines.warehouse import InvalidRowError, UpsertResult, create_engine_for, upgrade, upsert_batch, upsert_rows
+from pipelines.warehouse import InvalidRowError, UpsertResult, upsert_batch, upsert_rows
 from pipelines.warehouse.bulk_columns import ROWS_PER_CHUNK
 from pipelines.warehouse.initial_load import INITIAL_LOAD_MIN_ROWS
 from proto_client.records import UsShortInterestRow
@@ -42,21 +42,13 @@ def history(codes: int, days: int, **changes: Any) -> list[UsShortInterestRow]:
     ]
 
 
-@pytest.fixture
-def engine(postgres_url: str) -> sa.Engine:
-    upgrade(postgres_url)
-    engine = create_engine_for(postgres_url)
-    yield engine
-    engine.dispose()
-
-
-def count_rows(engine: sa.Engine) -> int:
-    with engine.connect() as conn:
+def count_rows(pg_engine: sa.Engine) -> int:
+    with pg_engine.connect() as conn:
         return conn.execute(sa.text("SELECT count(*) FROM us_short_interest")).scalar_one()
 
 
-def primary_key_of(engine: sa.Engine) -> str | None:
-    with engine.connect() as conn:
+def primary_key_of(pg_engine: sa.Engine) -> str | None:
+    with pg_engine.connect() as conn:
         return conn.execute(
             sa.text(
                 "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
@@ -65,75 +57,75 @@ def primary_key_of(engine: sa.Engine) -> str | None:
         ).scalar_one_or_none()
 
 
-def test_bad_row_in_a_later_chunk_aborts_the_copy_and_keeps_the_callers_transaction(engine: sa.Engine) -> None:
+def test_bad_row_in_a_later_chunk_aborts_the_copy_and_keeps_the_callers_transaction(pg_engine: sa.Engine) -> None:
     rows = history(3, ROWS_PER_CHUNK // 2 + 10)  # three chunks; the bad row is in the last
     bad = replace(rows[-5], shares_short=-1)
-    with engine.begin() as conn:
+    with pg_engine.begin() as conn:
         upsert_rows(conn, history(1, 3, shares_short=7)[:1])  # written before, in the same transaction
         with pytest.raises(InvalidRowError, match="shares_short = -1 is negative") as caught:
             upsert_rows(conn, [*rows[:-5], bad, *rows[-4:]])
         assert caught.value.code == bad.code and caught.value.trade_date == bad.trade_date
         assert upsert_rows(conn, history(1, 2, shares_short=7)) == UpsertResult(inserted=1, unchanged=1)
-    assert count_rows(engine) == 2
+    assert count_rows(pg_engine) == 2
 
 
-def test_large_batch_into_empty_table_keeps_its_primary_key(engine: sa.Engine) -> None:
-    before = primary_key_of(engine)
+def test_large_batch_into_empty_table_keeps_its_primary_key(pg_engine: sa.Engine) -> None:
+    before = primary_key_of(pg_engine)
     rows = history(INITIAL_LOAD_MIN_ROWS // 400 + 1, 400)
-    assert upsert_batch(engine, rows) == UpsertResult(inserted=len(rows))
-    assert primary_key_of(engine) == before == "PRIMARY KEY (code, trade_date)"
-    assert count_rows(engine) == len(rows)
+    assert upsert_batch(pg_engine, rows) == UpsertResult(inserted=len(rows))
+    assert primary_key_of(pg_engine) == before == "PRIMARY KEY (code, trade_date)"
+    assert count_rows(pg_engine) == len(rows)
     changed = [replace(row, close_price=1.0) if i % 3 == 0 else row for i, row in enumerate(rows)]
-    assert upsert_batch(engine, changed) == UpsertResult(
+    assert upsert_batch(pg_engine, changed) == UpsertResult(
         updated=len(range(0, len(rows), 3)), unchanged=len(rows) * 2 // 3
     )
-    with pytest.raises(sa.exc.IntegrityError, match="pk_us_short_interest"), engine.begin() as conn:
+    with pytest.raises(sa.exc.IntegrityError, match="pk_us_short_interest"), pg_engine.begin() as conn:
         conn.execute(
             sa.text("INSERT INTO us_short_interest (code, trade_date, source_timestamp) VALUES (:c, :d, :t)"),
             {"c": rows[0].code, "d": rows[0].trade_date, "t": rows[0].timestamp},
         )
 
 
-def test_bad_row_in_a_large_first_load_leaves_the_table_empty_and_keyed(engine: sa.Engine) -> None:
+def test_bad_row_in_a_large_first_load_leaves_the_table_empty_and_keyed(pg_engine: sa.Engine) -> None:
     rows = history(INITIAL_LOAD_MIN_ROWS // 400 + 1, 400)
     rows[-1] = replace(rows[-1], close_price=float("inf"))
     with pytest.raises(InvalidRowError, match="close_price = inf is not a finite number"):
-        upsert_batch(engine, rows)
-    assert count_rows(engine) == 0
-    assert primary_key_of(engine) == "PRIMARY KEY (code, trade_date)"
+        upsert_batch(pg_engine, rows)
+    assert count_rows(pg_engine) == 0
+    assert primary_key_of(pg_engine) == "PRIMARY KEY (code, trade_date)"
 
 
 def test_large_first_load_while_a_reader_holds_the_table_takes_the_ordinary_path(
-    engine: sa.Engine, postgres_url: str
+    pg_engine: sa.Engine, postgres_url: str
 ) -> None:
     rows = history(INITIAL_LOAD_MIN_ROWS // 400 + 1, 400)
     rows.reverse()  # also exercises the sort
     # Were the exclusive lock awaited, the load would fail on this timeout instead of hanging the test.
     writer = sa.create_engine(postgres_url, connect_args={"options": "-c statement_timeout=10s"})
     try:
-        with engine.connect() as reader:
+        with pg_engine.connect() as reader:
             reader.execute(sa.text("SELECT count(*) FROM us_short_interest")).scalar_one()  # holds ACCESS SHARE
             assert upsert_batch(writer, rows) == UpsertResult(inserted=len(rows))
             reader.rollback()
     finally:
         writer.dispose()
-    assert count_rows(engine) == len(rows)
-    assert primary_key_of(engine) == "PRIMARY KEY (code, trade_date)"
+    assert count_rows(pg_engine) == len(rows)
+    assert primary_key_of(pg_engine) == "PRIMARY KEY (code, trade_date)"
 
 
-def test_large_batch_for_new_codes_in_a_filled_table_inserts_only(engine: sa.Engine) -> None:
+def test_large_batch_for_new_codes_in_a_filled_table_inserts_only(pg_engine: sa.Engine) -> None:
     rows = history(INITIAL_LOAD_MIN_ROWS // 400 + 1, 400)
-    upsert_batch(engine, rows[:400])
-    assert upsert_batch(engine, rows) == UpsertResult(inserted=len(rows) - 400, unchanged=400)
-    assert count_rows(engine) == len(rows)
+    upsert_batch(pg_engine, rows[:400])
+    assert upsert_batch(pg_engine, rows) == UpsertResult(inserted=len(rows) - 400, unchanged=400)
+    assert count_rows(pg_engine) == len(rows)
 
 
-def test_bulk_merge_counts_a_mixed_reload_and_restores_the_callers_planner_settings(engine: sa.Engine) -> None:
+def test_bulk_merge_counts_a_mixed_reload_and_restores_the_callers_planner_settings(pg_engine: sa.Engine) -> None:
     rows = history(6, 500)
-    upsert_batch(engine, rows[: 5 * 500])
+    upsert_batch(pg_engine, rows[: 5 * 500])
     changed = [replace(row, close_price=row.close_price + 1) if i % 7 == 0 else row for i, row in enumerate(rows)]
     settings = ("work_mem", "jit", "enable_hashjoin")
-    with engine.begin() as conn:
+    with pg_engine.begin() as conn:
         for name in settings:
             conn.exec_driver_sql("SELECT set_config(%s, %s, true)", (name, "on" if name != "work_mem" else "5MB"))
         result = upsert_rows(conn, changed)
@@ -141,4 +133,4 @@ def test_bulk_merge_counts_a_mixed_reload_and_restores_the_callers_planner_setti
     updated = len(range(0, 5 * 500, 7))
     assert result == UpsertResult(inserted=500, updated=updated, unchanged=5 * 500 - updated)
     assert after == ["5MB", "on", "on"]
-    assert count_rows(engine) == len(rows)
+    assert count_rows(pg_engine) == len(rows)

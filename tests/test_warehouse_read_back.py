@@ -7,7 +7,6 @@ server cuts into messages other than a row each must decode the same.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 
@@ -16,7 +15,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from pipelines.warehouse import InvalidRowError, UpsertResult, create_engine_for, upgrade, upsert_batch, upsert_rows
+from pipelines.warehouse import InvalidRowError, UpsertResult, upsert_batch, upsert_rows
 from pipelines.warehouse.bulk_columns import KeySortedBatch, key_sorted_batch
 from pipelines.warehouse.postgres_upsert import COPY_THRESHOLD, copy_types
 from pipelines.warehouse.schema import KEY_COLUMNS, us_short_interest, value_columns
@@ -43,22 +42,14 @@ def as_batch(rows: list[UsShortInterestRow]) -> KeySortedBatch:
 
 
 @pytest.fixture
-def engine(postgres_url: str) -> Iterator[sa.Engine]:
-    upgrade(postgres_url)
-    engine = create_engine_for(postgres_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def stored(engine: sa.Engine) -> list[UsShortInterestRow]:
+def stored(pg_engine: sa.Engine) -> list[UsShortInterestRow]:
     rows = [*history("US.AAA", 300), *history("US.BBB", 300), *history("US.CCC", 300)]
-    upsert_batch(engine, rows)
+    upsert_batch(pg_engine, rows)
     return rows
 
 
-def test_a_cancelled_read_back_leaves_the_connection_usable(engine: sa.Engine, stored: list) -> None:
-    with engine.connect() as conn:
+def test_a_cancelled_read_back_leaves_the_connection_usable(pg_engine: sa.Engine, stored: list) -> None:
+    with pg_engine.connect() as conn:
         driver = conn.connection.driver_connection
         reader = start_reading_stored_columns(driver, us_short_interest.name, COLUMNS[2:], as_batch(stored))
         reader.cancel()
@@ -66,8 +57,8 @@ def test_a_cancelled_read_back_leaves_the_connection_usable(engine: sa.Engine, s
         assert conn.execute(sa.text("SELECT count(*) FROM us_short_interest")).scalar_one() == len(stored)
 
 
-def test_cancelling_a_finished_read_back_changes_nothing(engine: sa.Engine, stored: list) -> None:
-    with engine.connect() as conn:
+def test_cancelling_a_finished_read_back_changes_nothing(pg_engine: sa.Engine, stored: list) -> None:
+    with pg_engine.connect() as conn:
         driver = conn.connection.driver_connection
         reader = start_reading_stored_columns(driver, us_short_interest.name, COLUMNS[2:], as_batch(stored))
         reader.pump()
@@ -76,8 +67,8 @@ def test_cancelling_a_finished_read_back_changes_nothing(engine: sa.Engine, stor
         assert conn.execute(sa.text("SELECT 1")).scalar_one() == 1
 
 
-def test_a_server_error_arrives_as_its_psycopg_error(engine: sa.Engine, stored: list) -> None:
-    with engine.connect() as conn:
+def test_a_server_error_arrives_as_its_psycopg_error(pg_engine: sa.Engine, stored: list) -> None:
+    with pg_engine.connect() as conn:
         driver = conn.connection.driver_connection
         reader = start_reading_stored_columns(driver, "no_such_table", COLUMNS[2:], as_batch(stored))
         with pytest.raises(psycopg.errors.UndefinedTable, match="no_such_table"):
@@ -86,9 +77,9 @@ def test_a_server_error_arrives_as_its_psycopg_error(engine: sa.Engine, stored: 
         assert conn.execute(sa.text("SELECT 1")).scalar_one() == 1
 
 
-def test_a_reply_cut_anywhere_decodes_as_one_cut_by_rows(engine: sa.Engine, stored: list) -> None:
+def test_a_reply_cut_anywhere_decodes_as_one_cut_by_rows(pg_engine: sa.Engine, stored: list) -> None:
     batch = as_batch(stored)
-    with engine.connect() as conn:
+    with pg_engine.connect() as conn:
         driver = conn.connection.driver_connection
         reader = start_reading_stored_columns(driver, us_short_interest.name, COLUMNS[2:], batch)
         by_rows = reader.finish()
@@ -103,16 +94,16 @@ def test_a_reply_cut_anywhere_decodes_as_one_cut_by_rows(engine: sa.Engine, stor
     assert len(by_rows.keys) == len(stored)
 
 
-def test_the_waiting_form_reads_what_the_pumped_form_reads(engine: sa.Engine, stored: list) -> None:
-    with engine.connect() as conn:
+def test_the_waiting_form_reads_what_the_pumped_form_reads(pg_engine: sa.Engine, stored: list) -> None:
+    with pg_engine.connect() as conn:
         driver = conn.connection.driver_connection
         waited = read_stored_columns(driver, us_short_interest.name, COLUMNS[2:], as_batch(stored))
     assert np.array_equal(waited.keys, np.sort(waited.keys)) and len(waited.keys) == len(stored)
 
 
-def test_a_bad_row_in_a_reload_keeps_the_callers_transaction_going(engine: sa.Engine) -> None:
+def test_a_bad_row_in_a_reload_keeps_the_callers_transaction_going(pg_engine: sa.Engine) -> None:
     rows = history("US.TXN", COPY_THRESHOLD + 20)
-    with engine.begin() as conn:
+    with pg_engine.begin() as conn:
         assert upsert_rows(conn, rows) == UpsertResult(inserted=len(rows))
         bad = replace(rows[-3], close_price=float("nan"))
         with pytest.raises(InvalidRowError, match="close_price = nan"):
@@ -121,5 +112,5 @@ def test_a_bad_row_in_a_reload_keeps_the_callers_transaction_going(engine: sa.En
         assert upsert_rows(conn, revised) == UpsertResult(
             updated=len(range(0, len(rows), 4)), unchanged=len(rows) - len(range(0, len(rows), 4))
         )
-    with engine.connect() as conn:
+    with pg_engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM us_short_interest")).scalar_one() == len(rows)
