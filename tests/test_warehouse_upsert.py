@@ -177,6 +177,10 @@ def test_empty_batch_is_a_no_op(engine: sa.Engine) -> None:
     assert upsert_batch(engine, []) == UpsertResult()
 
 
+class Ticker(str):
+    """A str subclass: parses as a code, yet is not the exact type the warehouse's column checks take."""
+
+
 BAD_ROWS = {
     "negative count": (us_row(day=date(2024, 2, 1), shares_short=-1), "shares_short = -1 is negative"),
     "count above bigint": (us_row(day=date(2024, 2, 1), avg_daily_share_volume=2**63), "exceeds the BIGINT"),
@@ -195,6 +199,9 @@ BAD_ROWS = {
     "code of the other market": (us_row(code="HK.00700", day=date(2024, 2, 1)), "is a HK security"),
     "malformed code": (us_row(code="AAPL", day=date(2024, 2, 1)), "no market prefix"),
     "duplicate key": (us_row(day=FIRST_DAY + timedelta(days=3), close_price=1.0), "appears twice"),
+    "bool count": (us_row(day=date(2024, 2, 1), shares_short=True), "shares_short = True is not an integer"),
+    "text count": (us_row(day=date(2024, 2, 1), shares_short="12"), "shares_short = '12' is not an integer"),
+    "code of a str subclass": (us_row(code=Ticker("US.MSFT"), day=date(2024, 2, 1)), "code is a Ticker, not a str"),
 }
 
 

@@ -189,6 +189,8 @@ def check_row(row: ShortInterestRow, market: Market) -> None:
         security = parse_code(code)
     except InvalidCodeError as exc:
         raise InvalidRowError(code, day, f"code: {exc.reason}") from None
+    if type(code) is not str:  # a str subclass parses, but the column checks want exactly str
+        raise InvalidRowError(code, day, f"code is a {type(code).__name__}, not a str")
     if security.market is not market:
         raise InvalidRowError(
             code, day, f"code is a {security.market.prefix} security in a {market.prefix} short-interest row"
