@@ -7,6 +7,7 @@ server cuts into messages other than a row each must decode the same.
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 
@@ -114,3 +115,26 @@ def test_a_bad_row_in_a_reload_keeps_the_callers_transaction_going(pg_engine: sa
         )
     with pg_engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM us_short_interest")).scalar_one() == len(rows)
+
+
+def test_a_read_back_on_a_lost_connection_fails_with_psycopgs_error_and_cancels_quietly(
+    pg_engine: sa.Engine, stored: list
+) -> None:
+    with pg_engine.connect() as conn, pg_engine.connect() as killer:
+        driver = conn.connection.driver_connection
+        pid = driver.info.backend_pid
+        killer.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        gone = sa.text("SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = :pid)")
+        deadline = time.monotonic() + 10
+        while not killer.execute(gone, {"pid": pid}).scalar_one():
+            assert time.monotonic() < deadline, "the server process outlived pg_terminate_backend"
+            time.sleep(0.01)
+        reader = None
+        with pytest.raises(psycopg.OperationalError):  # when sending, or when reading the reply
+            reader = start_reading_stored_columns(driver, us_short_interest.name, COLUMNS[2:], as_batch(stored))
+            reader.finish()
+        if reader is not None:
+            reader.cancel()  # nothing left to stop, and no second error
+        conn.invalidate()
+    with pg_engine.connect() as conn:  # the pool hands out a working connection again
+        assert conn.execute(sa.text("SELECT count(*) FROM us_short_interest")).scalar_one() == len(stored)

@@ -82,10 +82,17 @@ class StoredRowsReader:
         return _decode(self._pieces, self._record, self._table)
 
     def cancel(self) -> None:
-        """Stop the query and discard its reply; the transaction is then failed unless the query had ended."""
-        if not self._done:
-            self._connection.cancel_safe()
-        self._wait()
+        """Stop the query and discard its reply; the transaction is then failed unless the query had ended.
+
+        Called while another error propagates, so it raises nothing itself: on a broken connection there is
+        nothing to stop, and the caller's rollback reports the breakage.
+        """
+        try:
+            if not self._done:
+                self._connection.cancel_safe()
+            self._wait()
+        except psycopg.Error:
+            self._selector.close()
 
     def _wait(self) -> None:
         try:
