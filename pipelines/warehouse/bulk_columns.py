@@ -9,7 +9,7 @@ the whole batch as given, so the error names the same row, date and field whiche
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from itertools import compress
@@ -79,18 +79,9 @@ class KeySortedBatch:
         """Each row's (code, trade_date) as one increasing int64, as `row_keys` computes it."""
         return row_keys(self.code_ids, self.days)
 
-    def columns(self, between_chunks: Callable[[], object] | None = None) -> list[CopyColumn]:
-        """Every field of every row (at least one) as one CopyColumn, validated as `column_chunks` validates.
-
-        For comparing the whole batch with stored rows before deciding what to send. `between_chunks` is
-        called after each chunk, e.g. to take in a reply the server is sending meanwhile.
-        """
-        chunks = []
-        for chunk in self.column_chunks():
-            chunks.append(chunk)
-            if between_chunks is not None:
-                between_chunks()
-        return concatenate_columns(chunks)
+    def columns(self) -> list[CopyColumn]:
+        """Every field of every row (at least one) as one CopyColumn, validated as `column_chunks` validates."""
+        return concatenate_columns(list(self.column_chunks()))
 
     def column_chunks(self, rows_per_chunk: int = ROWS_PER_CHUNK) -> Iterator[list[CopyColumn]]:
         """One CopyColumn per field for each run of `rows_per_chunk` rows, validated as they are produced.

@@ -30,7 +30,14 @@ import psycopg.errors
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from pipelines.warehouse.binary_copy import CopyColumn, PgType, binary_copy_stream, select_rows, split_rows
+from pipelines.warehouse.binary_copy import (
+    CopyColumn,
+    PgType,
+    binary_copy_stream,
+    concatenate_columns,
+    select_rows,
+    split_rows,
+)
 from pipelines.warehouse.bulk_columns import ROWS_PER_CHUNK, KeySortedBatch
 from pipelines.warehouse.initial_load import copy_into_empty_table
 from pipelines.warehouse.schema import KEY_COLUMNS
@@ -171,15 +178,25 @@ def _upsert_changed(
     with _local_settings(conn, READBACK_SETTINGS):
         driver = conn.connection.driver_connection
         reader = start_reading_stored_columns(driver, table.name, columns[keys:], batch)
+        chunks: list[list[CopyColumn]] = []
         try:
-            values = batch.columns(between_chunks=reader.pump)  # raises InvalidRowError if a row is bad
+            for chunk in batch.column_chunks():  # raises InvalidRowError if a row is bad
+                chunks.append(chunk)
+                reader.pump()
         except BaseException:
             reader.cancel()  # the connection must be free for the savepoint's rollback
             raise
-        unchanged = unchanged_rows(batch.keys(), values[keys:], reader.finish())
-    if unchanged.all():
+        stored = reader.finish()
+    # Chunk by chunk, so that a re-load of unchanged rows never builds whole-batch columns.
+    row_keys, masks, start = batch.keys(), [], 0
+    for chunk in chunks:
+        stop = start + len(chunk[0].values)
+        masks.append(unchanged_rows(row_keys[start:stop], chunk[keys:], stored))
+        start = stop
+    if all(mask.all() for mask in masks):
         return 0, 0
-    return _upsert_via_stage(conn, table, columns, select_rows(values, ~unchanged), now)
+    changed = concatenate_columns([select_rows(chunk, ~mask) for chunk, mask in zip(chunks, masks, strict=True)])
+    return _upsert_via_stage(conn, table, columns, changed, now)
 
 
 def _upsert_via_stage(
