@@ -128,6 +128,7 @@ def test_a_read_back_on_a_lost_connection_fails_with_psycopgs_error_and_cancels_
         deadline = time.monotonic() + 10
         while not killer.execute(gone, {"pid": pid}).scalar_one():
             assert time.monotonic() < deadline, "the server process outlived pg_terminate_backend"
+            killer.rollback()  # pg_stat_activity is read once per transaction
             time.sleep(0.01)
         reader = None
         with pytest.raises(psycopg.OperationalError):  # when sending, or when reading the reply
