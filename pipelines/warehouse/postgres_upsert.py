@@ -188,10 +188,10 @@ def _upsert_changed(
             raise
         stored = reader.finish()
     # Chunk by chunk, so that a re-load of unchanged rows never builds whole-batch columns.
-    row_keys, masks, start = batch.keys(), [], 0
+    batch_keys, masks, start = batch.keys(), [], 0
     for chunk in chunks:
         stop = start + len(chunk[0].values)
-        masks.append(unchanged_rows(row_keys[start:stop], chunk[keys:], stored))
+        masks.append(unchanged_rows(batch_keys[start:stop], chunk[keys:], stored))
         start = stop
     if all(mask.all() for mask in masks):
         return 0, 0
