@@ -46,7 +46,8 @@ class StoredColumns:
     """Stored rows in key order.
 
     keys: as KeySortedBatch.keys computes them; values: one array per value column, 0 where NULL;
-    nulls: per row, bit j set when value column j is NULL.
+    nulls: per row, bit j set when value column j is NULL. Values and nulls are big-endian views of the
+    server's reply (numpy compares them with native arrays as they are).
     """
 
     keys: npt.NDArray[np.int64]
