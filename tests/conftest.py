@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -18,13 +19,29 @@ def postgres_url() -> Iterator[str]:
         yield url
 
 
+@contextmanager
+def migrated_engine(url: str) -> Iterator[sa.Engine]:
+    """An engine on the database at `url`, migrated to the latest revision first."""
+    upgrade(url)
+    engine = create_engine_for(url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
 @pytest.fixture
 def pg_engine(postgres_url: str) -> Iterator[sa.Engine]:
-    """An engine on a new PostgreSQL database migrated to the latest revision."""
-    upgrade(postgres_url)
-    engine = create_engine_for(postgres_url)
-    yield engine
-    engine.dispose()
+    """A new PostgreSQL database, migrated."""
+    with migrated_engine(postgres_url) as engine:
+        yield engine
+
+
+@pytest.fixture
+def warehouse_engine(database_url: str) -> Iterator[sa.Engine]:
+    """A new, migrated warehouse: once on PostgreSQL and once on the embedded SQLite default."""
+    with migrated_engine(database_url) as engine:
+        yield engine
 
 
 @pytest.fixture

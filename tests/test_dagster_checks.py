@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any
 
@@ -15,20 +14,11 @@ from pipelines.orchestration.jobs import asset_key_for
 from pipelines.orchestration.partitions import partition_name
 from pipelines.orchestration.quality import market_today
 from pipelines.orchestration.resources import GatewayResource, WarehouseResource
-from pipelines.warehouse import create_engine_for, table_for, upgrade, upsert_batch
+from pipelines.warehouse import table_for, upsert_batch
 from proto_client.security import Market
 from proto_client.simulator.demo_data import rows_for
 
 CODES = {Market.HK: ["HK.00700", "HK.02800"], Market.US: ["US.AAPL", "US.MSFT"]}
-
-
-@pytest.fixture
-def warehouse(database_url: str) -> Iterator[sa.Engine]:
-    """A migrated, empty warehouse."""
-    upgrade(database_url)
-    engine = create_engine_for(database_url)
-    yield engine
-    engine.dispose()
 
 
 def seed(engine: sa.Engine, market: Market) -> None:
@@ -65,25 +55,25 @@ def execute(engine: sa.Engine, statement: sa.Executable) -> None:
 
 
 @pytest.mark.parametrize("market", list(Market), ids=lambda m: m.prefix)
-def test_every_check_passes_on_good_data(warehouse: sa.Engine, market: Market) -> None:
-    seed(warehouse, market)
-    evaluations = run_checks(warehouse, market)
+def test_every_check_passes_on_good_data(warehouse_engine: sa.Engine, market: Market) -> None:
+    seed(warehouse_engine, market)
+    evaluations = run_checks(warehouse_engine, market)
     failed = {name: e.description for name, e in evaluations.items() if not e.passed}
     assert failed == {}
     assert meta(evaluations["freshness"], "stale_count") == 0
 
 
 @pytest.mark.parametrize("market", list(Market), ids=lambda m: m.prefix)
-def test_cadence_gap_names_code_and_dates(warehouse: sa.Engine, market: Market) -> None:
-    seed(warehouse, market)
+def test_cadence_gap_names_code_and_dates(warehouse_engine: sa.Engine, market: Market) -> None:
+    seed(warehouse_engine, market)
     table = table_for(market)
     code = CODES[market][1]
     newest = sorted(r.trade_date for r in rows_for(code, market_today(market)))
     # Remove three consecutive publications a few months back: a hole the cadence cannot explain.
     hole = newest[-12:-9]
-    execute(warehouse, sa.delete(table).where(table.c.code == code, table.c.trade_date.in_(hole)))
+    execute(warehouse_engine, sa.delete(table).where(table.c.code == code, table.c.trade_date.in_(hole)))
 
-    evaluation = run_checks(warehouse, market)["cadence_gaps"]
+    evaluation = run_checks(warehouse_engine, market)["cadence_gaps"]
 
     assert not evaluation.passed
     assert evaluation.severity == dg.AssetCheckSeverity.ERROR
@@ -93,18 +83,18 @@ def test_cadence_gap_names_code_and_dates(warehouse: sa.Engine, market: Market) 
     assert str(newest[-13]) in table_md and str(newest[-9]) in table_md
 
 
-def test_hk_ratio_above_100_is_an_error(warehouse: sa.Engine) -> None:
-    seed(warehouse, Market.HK)
+def test_hk_ratio_above_100_is_an_error(warehouse_engine: sa.Engine) -> None:
+    seed(warehouse_engine, Market.HK)
     table = table_for(Market.HK)
     day = rows_for("HK.00700", market_today(Market.HK))[3].trade_date
     execute(
-        warehouse,
+        warehouse_engine,
         sa.update(table)
         .where(table.c.code == "HK.00700", table.c.trade_date == day)
         .values(aggregated_short_ratio=130.5),
     )
 
-    evaluation = run_checks(warehouse, Market.HK)["values_in_range"]
+    evaluation = run_checks(warehouse_engine, Market.HK)["values_in_range"]
 
     assert not evaluation.passed
     assert evaluation.severity == dg.AssetCheckSeverity.ERROR
@@ -113,29 +103,29 @@ def test_hk_ratio_above_100_is_an_error(warehouse: sa.Engine) -> None:
     assert "aggregated_short_ratio" in meta(evaluation, "violations") and str(day) in meta(evaluation, "violations")
 
 
-def test_us_percent_above_100_only_warns_but_negative_values_are_errors(warehouse: sa.Engine) -> None:
-    seed(warehouse, Market.US)
+def test_us_percent_above_100_only_warns_but_negative_values_are_errors(warehouse_engine: sa.Engine) -> None:
+    seed(warehouse_engine, Market.US)
     table = table_for(Market.US)
     rows = rows_for("US.AAPL", market_today(Market.US))
     execute(
-        warehouse,
+        warehouse_engine,
         sa.update(table)
         .where(table.c.code == "US.AAPL", table.c.trade_date == rows[0].trade_date)
         .values(short_percent=112.0),
     )
 
-    warning = run_checks(warehouse, Market.US)["values_in_range"]
+    warning = run_checks(warehouse_engine, Market.US)["values_in_range"]
     assert not warning.passed
     assert warning.severity == dg.AssetCheckSeverity.WARN
     assert meta(warning, "warning_count") == 1 and meta(warning, "error_count") == 0
 
     execute(
-        warehouse,
+        warehouse_engine,
         sa.update(table)
         .where(table.c.code == "US.MSFT", table.c.trade_date == rows[5].trade_date)
         .values(days_to_cover=-2.5, close_price=-1.0),
     )
-    error = run_checks(warehouse, Market.US)["values_in_range"]
+    error = run_checks(warehouse_engine, Market.US)["values_in_range"]
     assert not error.passed
     assert error.severity == dg.AssetCheckSeverity.ERROR
     assert meta(error, "offending_codes") == ["US.AAPL", "US.MSFT"]
@@ -144,8 +134,8 @@ def test_us_percent_above_100_only_warns_but_negative_values_are_errors(warehous
 
 
 @pytest.mark.parametrize("market", list(Market), ids=lambda m: m.prefix)
-def test_trade_date_read_through_utc_is_caught(warehouse: sa.Engine, market: Market) -> None:
-    seed(warehouse, market)
+def test_trade_date_read_through_utc_is_caught(warehouse_engine: sa.Engine, market: Market) -> None:
+    seed(warehouse_engine, market)
     table = table_for(market)
     code = CODES[market][0]
     row = rows_for(code, market_today(market))[2]
@@ -153,11 +143,11 @@ def test_trade_date_read_through_utc_is_caught(warehouse: sa.Engine, market: Mar
     # (midnight there is 16:00 UTC the day before); for US, shift by a day to the same effect.
     wrong = row.trade_date - timedelta(days=1)
     execute(
-        warehouse,
+        warehouse_engine,
         sa.update(table).where(table.c.code == code, table.c.trade_date == row.trade_date).values(trade_date=wrong),
     )
 
-    evaluation = run_checks(warehouse, market)["trade_date_matches_timestamp"]
+    evaluation = run_checks(warehouse_engine, market)["trade_date_matches_timestamp"]
 
     assert not evaluation.passed
     assert meta(evaluation, "mismatch_count") == 1
@@ -167,15 +157,15 @@ def test_trade_date_read_through_utc_is_caught(warehouse: sa.Engine, market: Mar
 
 
 @pytest.mark.parametrize("market", list(Market), ids=lambda m: m.prefix)
-def test_stale_and_never_loaded_codes_fail_freshness(warehouse: sa.Engine, market: Market) -> None:
-    seed(warehouse, market)
+def test_stale_and_never_loaded_codes_fail_freshness(warehouse_engine: sa.Engine, market: Market) -> None:
+    seed(warehouse_engine, market)
     table = table_for(market)
     code = CODES[market][0]
     cutoff = market_today(market) - timedelta(days=40)
-    execute(warehouse, sa.delete(table).where(table.c.code == code, table.c.trade_date > cutoff))
+    execute(warehouse_engine, sa.delete(table).where(table.c.code == code, table.c.trade_date > cutoff))
     never_loaded = "HK.00939" if market is Market.HK else "US.QQQ"
 
-    evaluation = run_checks(warehouse, market, partitions=[*CODES[market], never_loaded])["freshness"]
+    evaluation = run_checks(warehouse_engine, market, partitions=[*CODES[market], never_loaded])["freshness"]
 
     assert not evaluation.passed
     assert meta(evaluation, "offending_codes") == sorted([code, never_loaded])

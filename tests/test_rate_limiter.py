@@ -6,7 +6,6 @@ import itertools
 import multiprocessing
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -19,19 +18,11 @@ from pipelines.crawl.rate_limiter import (
     default_margin,
     reservations,
 )
-from pipelines.warehouse import create_engine_for, upgrade
+from pipelines.warehouse import create_engine_for
 
 
-@pytest.fixture
-def engine(database_url: str) -> Iterator[sa.Engine]:
-    upgrade(database_url)
-    engine = create_engine_for(database_url)
-    yield engine
-    engine.dispose()
-
-
-def booked(engine: sa.Engine, bucket: str = DEFAULT_BUCKET) -> list[float]:
-    with engine.connect() as conn:
+def booked(warehouse_engine: sa.Engine, bucket: str = DEFAULT_BUCKET) -> list[float]:
+    with warehouse_engine.connect() as conn:
         query = sa.select(reservations.c.reserved_at).where(reservations.c.bucket == bucket)
         return sorted(conn.execute(query).scalars())
 
@@ -43,9 +34,9 @@ def assert_window_respected(slots: list[float], rate: RateLimit, margin: float) 
         assert last - first >= rate.seconds + margin - 1e-6, (first, last)
 
 
-def test_a_busy_bucket_books_exactly_n_per_window_plus_margin(engine: sa.Engine) -> None:
+def test_a_busy_bucket_books_exactly_n_per_window_plus_margin(warehouse_engine: sa.Engine) -> None:
     rate = RateLimit(5, 2.0)
-    limiter = SharedRateLimiter(engine, rate, margin=0.25)
+    limiter = SharedRateLimiter(warehouse_engine, rate, margin=0.25)
     slots = [limiter.reserve() for _ in range(17)]
     ats = [r.at for r in slots]
     assert ats == sorted(ats)
@@ -54,12 +45,12 @@ def test_a_busy_bucket_books_exactly_n_per_window_plus_margin(engine: sa.Engine)
     assert all(r.delay == 0.0 for r in slots[:5])
     for i in range(5, 17):
         assert ats[i] == pytest.approx(ats[i - 5] + 2.25, abs=1e-6)
-    assert booked(engine) == pytest.approx(ats)
+    assert booked(warehouse_engine) == pytest.approx(ats)
 
 
-def test_threads_share_the_window_and_are_served_first_come_first_served(engine: sa.Engine) -> None:
+def test_threads_share_the_window_and_are_served_first_come_first_served(warehouse_engine: sa.Engine) -> None:
     rate, margin = RateLimit(4, 0.5), 0.05
-    limiter = SharedRateLimiter(engine, rate, margin=margin)
+    limiter = SharedRateLimiter(warehouse_engine, rate, margin=margin)
     grants: list[tuple[float, int]] = []
     waits: dict[int, list[float]] = {i: [] for i in range(6)}
     lock = threading.Lock()
@@ -78,7 +69,7 @@ def test_threads_share_the_window_and_are_served_first_come_first_served(engine:
     for t in threads:
         t.join(timeout=60)
     assert not any(t.is_alive() for t in threads)
-    slots = booked(engine)
+    slots = booked(warehouse_engine)
     assert len(slots) == 18
     assert_window_respected(slots, rate, margin)
     assert_fifo(grants, workers=6)
@@ -95,46 +86,46 @@ def assert_fifo(grants: list[tuple[float, int]], workers: int) -> None:
             assert b - a - 1 <= 2 * (workers - 1), (worker, order)
 
 
-def test_acquire_returns_the_time_waited_and_never_returns_early(engine: sa.Engine) -> None:
+def test_acquire_returns_the_time_waited_and_never_returns_early(warehouse_engine: sa.Engine) -> None:
     rate = RateLimit(3, 1.0)
-    limiter = SharedRateLimiter(engine, rate, margin=0.2)
+    limiter = SharedRateLimiter(warehouse_engine, rate, margin=0.2)
     first = [limiter.reserve() for _ in range(3)]
     waited = limiter.acquire()
-    released = time.time() if engine.dialect.name == "sqlite" else _pg_now(engine)
+    released = time.time() if warehouse_engine.dialect.name == "sqlite" else _pg_now(warehouse_engine)
     # The 4th slot is one span after the 1st; acquire may not return before it.
     assert released >= first[0].at + 1.2 - 1e-3
     assert waited > 0.5
     assert limiter.acquire() < waited  # the 5th slot: the queue is now shorter than the wait was
 
 
-def _pg_now(engine: sa.Engine) -> float:
-    with engine.connect() as conn:
+def _pg_now(warehouse_engine: sa.Engine) -> float:
+    with warehouse_engine.connect() as conn:
         return float(conn.execute(sa.text("SELECT extract(epoch FROM clock_timestamp())::float8")).scalar_one())
 
 
-def test_buckets_are_independent(engine: sa.Engine) -> None:
+def test_buckets_are_independent(warehouse_engine: sa.Engine) -> None:
     rate = RateLimit(2, 30.0)
-    a = SharedRateLimiter(engine, rate, bucket="a")
-    b = SharedRateLimiter(engine, rate, bucket="b")
+    a = SharedRateLimiter(warehouse_engine, rate, bucket="a")
+    b = SharedRateLimiter(warehouse_engine, rate, bucket="b")
     assert [a.reserve().delay for _ in range(2)] == [0.0, 0.0]
     assert [b.reserve().delay for _ in range(2)] == [0.0, 0.0]
     assert a.reserve().delay > 29
 
 
-def test_a_queue_longer_than_max_wait_is_an_error_not_a_hang(engine: sa.Engine) -> None:
-    limiter = SharedRateLimiter(engine, RateLimit(1, 100.0), margin=0.0, max_wait=10.0)
+def test_a_queue_longer_than_max_wait_is_an_error_not_a_hang(warehouse_engine: sa.Engine) -> None:
+    limiter = SharedRateLimiter(warehouse_engine, RateLimit(1, 100.0), margin=0.0, max_wait=10.0)
     limiter.reserve()
     with pytest.raises(RateLimiterError, match=r"booked 100 s ahead, more than the 10 s allowed"):
         limiter.reserve()
-    assert len(booked(engine)) == 1  # the refused request reserved nothing
+    assert len(booked(warehouse_engine)) == 1  # the refused request reserved nothing
 
 
-def test_old_slots_are_pruned(engine: sa.Engine) -> None:
-    limiter = SharedRateLimiter(engine, RateLimit(2, 1.0), margin=0.0)
-    with engine.begin() as conn:
+def test_old_slots_are_pruned(warehouse_engine: sa.Engine) -> None:
+    limiter = SharedRateLimiter(warehouse_engine, RateLimit(2, 1.0), margin=0.0)
+    with warehouse_engine.begin() as conn:
         conn.execute(sa.insert(reservations), [{"bucket": DEFAULT_BUCKET, "reserved_at": t} for t in (1.0, 2.0)])
     limiter.reserve()
-    assert len(booked(engine)) == 1
+    assert len(booked(warehouse_engine)) == 1
 
 
 def test_default_margin_keeps_budget_use_at_least_95_percent() -> None:
@@ -144,24 +135,24 @@ def test_default_margin_keeps_budget_use_at_least_95_percent() -> None:
 
 
 def test_bad_arguments_are_named() -> None:
-    engine = sa.create_engine("sqlite://")
+    warehouse_engine = sa.create_engine("sqlite://")
     with pytest.raises(ValueError, match="bucket"):
-        SharedRateLimiter(engine, RateLimit(1, 1), bucket="")
+        SharedRateLimiter(warehouse_engine, RateLimit(1, 1), bucket="")
     with pytest.raises(ValueError, match="margin"):
-        SharedRateLimiter(engine, RateLimit(1, 1), margin=-1)
+        SharedRateLimiter(warehouse_engine, RateLimit(1, 1), margin=-1)
 
 
 def _process_worker(url: str, index: int, count: int, out: multiprocessing.Queue) -> None:
-    engine = create_engine_for(url)
-    limiter = SharedRateLimiter(engine, RateLimit(4, 0.5), margin=0.05)
+    warehouse_engine = create_engine_for(url)
+    limiter = SharedRateLimiter(warehouse_engine, RateLimit(4, 0.5), margin=0.05)
     for _ in range(count):
         reservation = limiter.reserve()
         waited = reservation.wait()
         out.put((reservation.at, index, waited))
-    engine.dispose()
+    warehouse_engine.dispose()
 
 
-def test_processes_share_one_window(engine: sa.Engine, database_url: str) -> None:
+def test_processes_share_one_window(warehouse_engine: sa.Engine, database_url: str) -> None:
     ctx = multiprocessing.get_context("spawn")
     out: multiprocessing.Queue = ctx.Queue()
     procs = [ctx.Process(target=_process_worker, args=(database_url, i, 5, out)) for i in range(3)]
@@ -171,7 +162,7 @@ def test_processes_share_one_window(engine: sa.Engine, database_url: str) -> Non
     for p in procs:
         p.join(timeout=30)
         assert p.exitcode == 0
-    slots = booked(engine)
+    slots = booked(warehouse_engine)
     assert sorted(at for at, _, _ in results) == pytest.approx(slots)
     assert_window_respected(slots, RateLimit(4, 0.5), 0.05)
     assert sum(w for _, _, w in results) > 0  # 15 requests at 4 per 0.55 s: somebody waited

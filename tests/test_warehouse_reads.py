@@ -8,7 +8,6 @@ import pytest
 import sqlalchemy as sa
 
 from pipelines.warehouse import (
-    create_engine_for,
     get_crawl_state,
     list_crawl_states,
     mark_attempt,
@@ -17,7 +16,6 @@ from pipelines.warehouse import (
     newest_trade_date,
     row_counts,
     save_cursor,
-    upgrade,
     upsert_batch,
     upsert_rows,
 )
@@ -26,33 +24,25 @@ from tests.test_warehouse_upsert import FIRST_DAY, hk_row, us_row
 
 
 @pytest.fixture
-def engine(database_url: str) -> sa.Engine:
-    upgrade(database_url)
-    engine = create_engine_for(database_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def loaded(engine: sa.Engine) -> sa.Engine:
+def loaded(warehouse_engine: sa.Engine) -> sa.Engine:
     days = [FIRST_DAY + timedelta(days=7 * i) for i in range(4)]
     upsert_batch(
-        engine,
+        warehouse_engine,
         [us_row("US.AAPL", day, shares_short=shares) for day, shares in zip(days, [100, 150, 0, 50], strict=True)],
     )
-    upsert_batch(engine, [us_row("US.MSFT", days[0], shares_short=None)])
+    upsert_batch(warehouse_engine, [us_row("US.MSFT", days[0], shares_short=None)])
     upsert_batch(
-        engine,
+        warehouse_engine,
         [
             hk_row("HK.00700", days[0], aggregated_short=1000, aggregated_short_ratio=0.5),
             hk_row("HK.00700", days[1], aggregated_short=800, aggregated_short_ratio=0.4),
         ],
     )
-    return engine
+    return warehouse_engine
 
 
-def query(engine: sa.Engine, sql: str) -> list[tuple]:
-    with engine.connect() as conn:
+def query(warehouse_engine: sa.Engine, sql: str) -> list[tuple]:
+    with warehouse_engine.connect() as conn:
         return [tuple(row) for row in conn.execute(sa.text(sql))]
 
 
@@ -114,11 +104,11 @@ def test_newest_trade_date_and_row_counts(loaded: sa.Engine) -> None:
             newest_trade_date(conn, "AAPL")
 
 
-def test_crawl_state_lifecycle(engine: sa.Engine) -> None:
-    with engine.begin() as conn:
+def test_crawl_state_lifecycle(warehouse_engine: sa.Engine) -> None:
+    with warehouse_engine.begin() as conn:
         assert get_crawl_state(conn, "US.AAPL") is None
         mark_attempt(conn, "US.AAPL")
-    with engine.begin() as conn:
+    with warehouse_engine.begin() as conn:
         state = get_crawl_state(conn, "US.AAPL")
         assert state is not None and state.market == "US" and state.last_attempt_at is not None
         assert state.last_attempt_at.utcoffset() == timedelta(0)
@@ -151,19 +141,19 @@ def test_crawl_state_lifecycle(engine: sa.Engine) -> None:
         assert [(s.code, s.market) for s in list_crawl_states(conn)] == [("HK.00700", "HK"), ("US.AAPL", "US")]
 
 
-def test_crawl_state_refuses_bad_codes_and_cursors(engine: sa.Engine) -> None:
-    with engine.begin() as conn:
+def test_crawl_state_refuses_bad_codes_and_cursors(warehouse_engine: sa.Engine) -> None:
+    with warehouse_engine.begin() as conn:
         with pytest.raises(InvalidCodeError):
             mark_attempt(conn, "SH.600000")
         with pytest.raises(ValueError, match="non-empty page key"):
             save_cursor(conn, "US.AAPL", "")
 
 
-def test_a_page_and_its_cursor_commit_or_roll_back_together(engine: sa.Engine) -> None:
-    with pytest.raises(RuntimeError), engine.begin() as conn:
+def test_a_page_and_its_cursor_commit_or_roll_back_together(warehouse_engine: sa.Engine) -> None:
+    with pytest.raises(RuntimeError), warehouse_engine.begin() as conn:
         upsert_rows(conn, [us_row("US.AAPL")])
         save_cursor(conn, "US.AAPL", "1700000000")
         raise RuntimeError("interrupted before commit")
-    with engine.connect() as conn:
+    with warehouse_engine.connect() as conn:
         assert get_crawl_state(conn, "US.AAPL") is None
         assert row_counts(conn) == {}

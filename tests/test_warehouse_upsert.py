@@ -65,29 +65,21 @@ def us_history(code: str, days: int, start: date = FIRST_DAY, **changes: Any) ->
     return [us_row(code, start + timedelta(days=i), **changes) for i in range(days)]
 
 
-@pytest.fixture
-def engine(database_url: str) -> sa.Engine:
-    upgrade(database_url)
-    engine = create_engine_for(database_url)
-    yield engine
-    engine.dispose()
-
-
-def stored(engine: sa.Engine, table: sa.Table = us_short_interest) -> list[sa.Row[Any]]:
-    with engine.connect() as conn:
+def stored(warehouse_engine: sa.Engine, table: sa.Table = us_short_interest) -> list[sa.Row[Any]]:
+    with warehouse_engine.connect() as conn:
         return list(conn.execute(sa.select(table).order_by(table.c.code, table.c.trade_date)))
 
 
-def test_counts_inserted_updated_unchanged(engine: sa.Engine) -> None:
+def test_counts_inserted_updated_unchanged(warehouse_engine: sa.Engine) -> None:
     rows = us_history("US.AAPL", 5)
-    assert upsert_batch(engine, rows) == UpsertResult(inserted=5, updated=0, unchanged=0)
-    assert upsert_batch(engine, rows) == UpsertResult(inserted=0, updated=0, unchanged=5)
+    assert upsert_batch(warehouse_engine, rows) == UpsertResult(inserted=5, updated=0, unchanged=0)
+    assert upsert_batch(warehouse_engine, rows) == UpsertResult(inserted=0, updated=0, unchanged=5)
 
     revised = [*rows[:4], replace(rows[4], shares_short=1), us_row("US.AAPL", FIRST_DAY + timedelta(days=9))]
-    result = upsert_batch(engine, revised)
+    result = upsert_batch(warehouse_engine, revised)
     assert result == UpsertResult(inserted=1, updated=1, unchanged=4)
     assert result.total == 6
-    assert len(stored(engine)) == 6
+    assert len(stored(warehouse_engine)) == 6
 
 
 def test_result_addition() -> None:
@@ -95,43 +87,43 @@ def test_result_addition() -> None:
     assert UpsertResult().total == 0
 
 
-def test_values_round_trip_exactly(engine: sa.Engine) -> None:
+def test_values_round_trip_exactly(warehouse_engine: sa.Engine) -> None:
     big = 2**63 - 1
     row = us_row(shares_short=big, avg_daily_share_volume=2**31 + 7, short_percent=0.1 + 0.2, close_price=1e-7)
-    upsert_batch(engine, [row])
-    upsert_batch(engine, [hk_row(aggregated_short=2**40, aggregated_short_ratio=1 / 3)])
-    (us,) = stored(engine)
+    upsert_batch(warehouse_engine, [row])
+    upsert_batch(warehouse_engine, [hk_row(aggregated_short=2**40, aggregated_short_ratio=1 / 3)])
+    (us,) = stored(warehouse_engine)
     assert (us.shares_short, us.avg_daily_share_volume) == (big, 2**31 + 7)
     assert us.short_percent == 0.1 + 0.2  # not 0.3: the double is kept bit for bit
     assert us.close_price == 1e-7
     assert us.source_timestamp == row.timestamp
-    (hk,) = stored(engine, hk_short_interest)
+    (hk,) = stored(warehouse_engine, hk_short_interest)
     assert (hk.aggregated_short, hk.aggregated_short_ratio) == (2**40, 1 / 3)
 
 
-def test_nulls_are_stored_and_compared(engine: sa.Engine) -> None:
+def test_nulls_are_stored_and_compared(warehouse_engine: sa.Engine) -> None:
     row = us_row(shares_short=None, days_to_cover=None)
-    assert upsert_batch(engine, [row]).inserted == 1
-    assert upsert_batch(engine, [row]).unchanged == 1
-    assert upsert_batch(engine, [replace(row, shares_short=5)]).updated == 1
-    assert upsert_batch(engine, [row]).updated == 1
-    assert stored(engine)[0].shares_short is None
+    assert upsert_batch(warehouse_engine, [row]).inserted == 1
+    assert upsert_batch(warehouse_engine, [row]).unchanged == 1
+    assert upsert_batch(warehouse_engine, [replace(row, shares_short=5)]).updated == 1
+    assert upsert_batch(warehouse_engine, [row]).updated == 1
+    assert stored(warehouse_engine)[0].shares_short is None
 
 
-def test_percentages_above_100_are_kept(engine: sa.Engine) -> None:
-    assert upsert_batch(engine, [us_row(short_percent=140.2)]).inserted == 1
-    assert stored(engine)[0].short_percent == 140.2
+def test_percentages_above_100_are_kept(warehouse_engine: sa.Engine) -> None:
+    assert upsert_batch(warehouse_engine, [us_row(short_percent=140.2)]).inserted == 1
+    assert stored(warehouse_engine)[0].short_percent == 140.2
 
 
-def test_revision_moves_updated_at_but_not_first_loaded_at(engine: sa.Engine) -> None:
+def test_revision_moves_updated_at_but_not_first_loaded_at(warehouse_engine: sa.Engine) -> None:
     rows = us_history("US.MSFT", 3)
-    upsert_batch(engine, rows)
-    before = {r.trade_date: r for r in stored(engine)}
+    upsert_batch(warehouse_engine, rows)
+    before = {r.trade_date: r for r in stored(warehouse_engine)}
     for r in before.values():
         assert r.first_loaded_at == r.updated_at
 
-    upsert_batch(engine, [rows[0], replace(rows[1], close_price=999.5), rows[2]])
-    after = {r.trade_date: r for r in stored(engine)}
+    upsert_batch(warehouse_engine, [rows[0], replace(rows[1], close_price=999.5), rows[2]])
+    after = {r.trade_date: r for r in stored(warehouse_engine)}
     changed, same = after[rows[1].trade_date], after[rows[0].trade_date]
     assert changed.close_price == 999.5
     assert changed.first_loaded_at == before[rows[1].trade_date].first_loaded_at
@@ -140,41 +132,41 @@ def test_revision_moves_updated_at_but_not_first_loaded_at(engine: sa.Engine) ->
     assert after[rows[2].trade_date].updated_at == before[rows[2].trade_date].updated_at
 
 
-def test_unchanged_reload_does_not_touch_rows(engine: sa.Engine) -> None:
+def test_unchanged_reload_does_not_touch_rows(warehouse_engine: sa.Engine) -> None:
     rows = us_history("US.NVDA", 4)
-    upsert_batch(engine, rows)
-    before = stored(engine)
-    assert upsert_batch(engine, list(reversed(rows))) == UpsertResult(unchanged=4)
-    assert stored(engine) == before
+    upsert_batch(warehouse_engine, rows)
+    before = stored(warehouse_engine)
+    assert upsert_batch(warehouse_engine, list(reversed(rows))) == UpsertResult(unchanged=4)
+    assert stored(warehouse_engine) == before
 
 
 @pytest.mark.parametrize("count", [COPY_THRESHOLD + 500])
-def test_large_batches_take_the_bulk_path_with_exact_counts(engine: sa.Engine, count: int) -> None:
+def test_large_batches_take_the_bulk_path_with_exact_counts(warehouse_engine: sa.Engine, count: int) -> None:
     half = count // 2
     stored_code = us_history("US.OLD", half)
-    assert upsert_batch(engine, stored_code[:10]).inserted == 10
+    assert upsert_batch(warehouse_engine, stored_code[:10]).inserted == 10
     # One code already has rows (staged merge), one has none (direct COPY).
     batch = [
         *[replace(r, close_price=1.0) if i % 100 == 0 else r for i, r in enumerate(stored_code)],
         *us_history("US.NEW", count - half),
     ]
     # Rows of one revised stored key (index 0) count as updated; the other nine stored rows are unchanged.
-    result = upsert_batch(engine, batch)
+    result = upsert_batch(warehouse_engine, batch)
     assert result == UpsertResult(inserted=count - 10, updated=1, unchanged=9)
-    again = upsert_batch(engine, batch)
+    again = upsert_batch(warehouse_engine, batch)
     assert again == UpsertResult(unchanged=count)
-    assert len(stored(engine)) == count
+    assert len(stored(warehouse_engine)) == count
 
 
-def test_upsert_rows_joins_the_callers_transaction(engine: sa.Engine) -> None:
-    with pytest.raises(RuntimeError), engine.begin() as conn:
+def test_upsert_rows_joins_the_callers_transaction(warehouse_engine: sa.Engine) -> None:
+    with pytest.raises(RuntimeError), warehouse_engine.begin() as conn:
         assert upsert_rows(conn, us_history("US.AAPL", 3)).inserted == 3
         raise RuntimeError("the caller fails after writing")
-    assert stored(engine) == []
+    assert stored(warehouse_engine) == []
 
 
-def test_empty_batch_is_a_no_op(engine: sa.Engine) -> None:
-    assert upsert_batch(engine, []) == UpsertResult()
+def test_empty_batch_is_a_no_op(warehouse_engine: sa.Engine) -> None:
+    assert upsert_batch(warehouse_engine, []) == UpsertResult()
 
 
 class Ticker(str):
@@ -207,15 +199,15 @@ BAD_ROWS = {
 
 @pytest.mark.parametrize("size", ["page", "bulk"])
 @pytest.mark.parametrize("case", sorted(BAD_ROWS))
-def test_invalid_row_rolls_back_the_whole_batch(engine: sa.Engine, case: str, size: str) -> None:
+def test_invalid_row_rolls_back_the_whole_batch(warehouse_engine: sa.Engine, case: str, size: str) -> None:
     bad, message = BAD_ROWS[case]
     good = us_history("US.AAPL", 10 if size == "page" else COPY_THRESHOLD + 10)
     with pytest.raises(InvalidRowError) as caught:
-        upsert_batch(engine, [*good, bad])
+        upsert_batch(warehouse_engine, [*good, bad])
     assert message in str(caught.value)
     assert bad.code in str(caught.value)
     assert caught.value.code == bad.code
-    assert stored(engine) == []
+    assert stored(warehouse_engine) == []
 
 
 def test_invalid_row_error_names_code_date_and_field() -> None:
@@ -224,26 +216,25 @@ def test_invalid_row_error_names_code_date_and_field() -> None:
     assert isinstance(error, ValueError)
 
 
-def test_mixed_markets_are_refused(engine: sa.Engine) -> None:
+def test_mixed_markets_are_refused(warehouse_engine: sa.Engine) -> None:
     with pytest.raises(InvalidRowError, match="mixes markets"):
-        upsert_batch(engine, [us_row(), hk_row()])
+        upsert_batch(warehouse_engine, [us_row(), hk_row()])
     with pytest.raises(InvalidRowError, match="expected UsShortInterestRow"):
-        upsert_batch(engine, [us_row(), ("US.AAPL", FIRST_DAY)])  # type: ignore[list-item]
-    assert stored(engine) == [] and stored(engine, hk_short_interest) == []
+        upsert_batch(warehouse_engine, [us_row(), ("US.AAPL", FIRST_DAY)])  # type: ignore[list-item]
+    assert stored(warehouse_engine) == [] and stored(warehouse_engine, hk_short_interest) == []
 
 
-def test_bad_batch_leaves_earlier_data_alone(engine: sa.Engine) -> None:
-    upsert_batch(engine, us_history("US.AAPL", 3))
-    before = stored(engine)
+def test_bad_batch_leaves_earlier_data_alone(warehouse_engine: sa.Engine) -> None:
+    upsert_batch(warehouse_engine, us_history("US.AAPL", 3))
+    before = stored(warehouse_engine)
+    revised = [replace(r, close_price=1.0) for r in us_history("US.AAPL", 3)]
     with pytest.raises(InvalidRowError):
-        upsert_batch(
-            engine, [replace(r, close_price=1.0) for r in us_history("US.AAPL", 3)] + [us_row(shares_short=-5)]
-        )
-    assert stored(engine) == before
+        upsert_batch(warehouse_engine, [*revised, us_row(shares_short=-5)])
+    assert stored(warehouse_engine) == before
 
 
 def _concurrent_writer(url: str, seed: int, rounds: int, start: Any, failures: Any) -> None:
-    engine = create_engine_for(url)
+    warehouse_engine = create_engine_for(url)
     try:
         start.wait(timeout=60)
         for round_no in range(rounds):
@@ -253,13 +244,13 @@ def _concurrent_writer(url: str, seed: int, rounds: int, start: Any, failures: A
             page = us_history(
                 "US.RACE", 40, start=FIRST_DAY + timedelta(days=offset), shares_short=seed * 1000 + round_no
             )
-            upsert_batch(engine, page)
+            upsert_batch(warehouse_engine, page)
             bulk = us_history("US.BULK", COPY_THRESHOLD + 100, start=FIRST_DAY + timedelta(days=offset))
-            upsert_batch(engine, [replace(r, close_price=float(seed + round_no)) for r in bulk])
+            upsert_batch(warehouse_engine, [replace(r, close_price=float(seed + round_no)) for r in bulk])
     except Exception as exc:  # reported to the parent, which fails the test with it
         failures.put(f"writer {seed}: {type(exc).__name__}: {exc}")
     finally:
-        engine.dispose()
+        warehouse_engine.dispose()
 
 
 def test_concurrent_writers_end_with_one_row_per_key(database_url: str) -> None:
@@ -280,9 +271,9 @@ def test_concurrent_writers_end_with_one_row_per_key(database_url: str) -> None:
     assert errors == []
     assert [p.exitcode for p in writers] == [0, 0]
 
-    engine = create_engine_for(database_url)
+    warehouse_engine = create_engine_for(database_url)
     try:
-        with engine.connect() as conn:
+        with warehouse_engine.connect() as conn:
             keys = conn.execute(
                 sa.select(
                     us_short_interest.c.code,
@@ -293,7 +284,7 @@ def test_concurrent_writers_end_with_one_row_per_key(database_url: str) -> None:
                 .order_by(us_short_interest.c.code)
             ).all()
     finally:
-        engine.dispose()
+        warehouse_engine.dispose()
     max_offset = max((seed * 3 + r) % 7 for seed in (1, 2) for r in range(3))
     assert [tuple(k) for k in keys] == [
         ("US.BULK", COPY_THRESHOLD + 100 + max_offset, COPY_THRESHOLD + 100 + max_offset),
@@ -301,7 +292,7 @@ def test_concurrent_writers_end_with_one_row_per_key(database_url: str) -> None:
     ]
 
 
-def test_bulk_batch_with_nulls_and_mixed_code_lengths_round_trips(engine: sa.Engine) -> None:
+def test_bulk_batch_with_nulls_and_mixed_code_lengths_round_trips(warehouse_engine: sa.Engine) -> None:
     # Rows of several byte layouts (code lengths, NULL patterns), shuffled: the bulk path must sort them
     # and store every value exactly as the row-by-row path would.
     nullable = ("shares_short", "short_percent", "avg_daily_share_volume", "days_to_cover", "close_price")
@@ -310,7 +301,7 @@ def test_bulk_batch_with_nulls_and_mixed_code_lengths_round_trips(engine: sa.Eng
         for i, row in enumerate(us_history(code, COPY_THRESHOLD // 3)):
             rows.append(replace(row, **{nullable[i % 7]: None}) if i % 7 < len(nullable) else row)
     rows.reverse()
-    assert upsert_batch(engine, rows) == UpsertResult(inserted=len(rows))
+    assert upsert_batch(warehouse_engine, rows) == UpsertResult(inserted=len(rows))
     expected = sorted(
         (
             r.code,
@@ -337,7 +328,7 @@ def test_bulk_batch_with_nulls_and_mixed_code_lengths_round_trips(engine: sa.Eng
             s.close_price,
             s.last_close_price,
         )
-        for s in stored(engine)
+        for s in stored(warehouse_engine)
     ]
     assert got == expected
-    assert upsert_batch(engine, rows) == UpsertResult(unchanged=len(rows))
+    assert upsert_batch(warehouse_engine, rows) == UpsertResult(unchanged=len(rows))
