@@ -7,7 +7,7 @@ from datetime import date, timedelta
 import numpy as np
 import pytest
 
-from pipelines.warehouse.validation import LOCAL_DAYS_MAX_SPAN, local_days
+from pipelines.warehouse.validation import LOCAL_DAYS_ALWAYS, LOCAL_DAYS_MAX_SPAN, local_days
 from proto_client.records import trade_date_of
 from proto_client.security import Market
 
@@ -63,3 +63,12 @@ def test_one_wrong_stamp_among_many_fails_the_whole_check() -> None:
 def test_too_long_a_span_or_no_days_leaves_the_check_to_the_pairwise_path() -> None:
     assert local_days(np.array([0, LOCAL_DAYS_MAX_SPAN + 1], dtype=np.int32), Market.US) is None
     assert local_days(np.array([], dtype=np.int32), Market.US) is None
+
+
+def test_a_table_wider_than_the_rows_to_check_is_not_built() -> None:
+    span = LOCAL_DAYS_ALWAYS + 500
+    few = np.array([0, span], dtype=np.int32)
+    assert local_days(few, Market.HK) is None  # two rows: two pairwise checks beat 1,500 boundaries
+    many = np.linspace(0, span, span + 1).astype(np.int32)
+    assert local_days(many, Market.HK) is not None
+    assert local_days(np.array([0, LOCAL_DAYS_ALWAYS], dtype=np.int32), Market.HK) is not None  # a small table

@@ -20,7 +20,8 @@ PgType = Literal["text", "date", "int8", "float8"]
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 TRAILER = b"\xff\xff"
 
-_PG_EPOCH_ORDINAL = date(2000, 1, 1).toordinal()
+PG_EPOCH = date(2000, 1, 1)  # day 0 of the binary date format
+_PG_EPOCH_ORDINAL = PG_EPOCH.toordinal()
 _WIRE_DTYPES: dict[PgType, str] = {"date": ">i4", "int8": ">i8", "float8": ">f8"}
 
 

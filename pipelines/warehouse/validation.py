@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 import numpy as np
 import numpy.typing as npt
 
+from pipelines.warehouse.binary_copy import PG_EPOCH
 from pipelines.warehouse.errors import InvalidRowError
 from proto_client.errors import InvalidCodeError
 from proto_client.records import HkShortInterestRow, ShortInterestRow, UsShortInterestRow, trade_date_of
@@ -26,7 +27,8 @@ from proto_client.security import Market, parse_code
 BIGINT_MAX = 2**63 - 1
 # Widest span of trade dates (about 110 years) for which a batch's local day boundaries are tabulated.
 LOCAL_DAYS_MAX_SPAN = 40_000
-_PG_EPOCH = date(2000, 1, 1)
+# A table of this many days costs a few milliseconds: always worth it. Wider ones only for as many rows.
+LOCAL_DAYS_ALWAYS = 1_000
 
 # Fields of the row dataclasses by kind; percentages above 100 are allowed (US short interest can exceed the float).
 COUNT_FIELDS: dict[Market, frozenset[str]] = {
@@ -154,17 +156,19 @@ class LocalDays:
 def local_days(days: npt.NDArray[np.int32], market: Market) -> LocalDays | None:
     """The local day boundaries covering `days` (days since 2000-01-01), or None if they span too long.
 
-    Each boundary is checked against trade_date_of, so the table never disagrees with the row-by-row check.
+    Too long is more days than LOCAL_DAYS_MAX_SPAN, or more than the rows to check (beyond a small table),
+    where checking each distinct (timestamp, date) pair costs less. Each boundary is checked against
+    trade_date_of, so the table never disagrees with the row-by-row check.
     """
     if not len(days):
         return None
     first, last = int(days.min()), int(days.max())
-    if last - first > LOCAL_DAYS_MAX_SPAN:
+    if last - first > min(LOCAL_DAYS_MAX_SPAN, max(len(days), LOCAL_DAYS_ALWAYS)):
         return None
     starts = []
     try:
         for offset in range(first, last + 2):
-            day = _PG_EPOCH + timedelta(days=offset)
+            day = PG_EPOCH + timedelta(days=offset)
             start = int(datetime(day.year, day.month, day.day, tzinfo=market.tz).timestamp())
             if trade_date_of(start, market) != day or trade_date_of(start - 1, market) == day:
                 return None
