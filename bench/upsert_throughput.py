@@ -41,6 +41,8 @@ from sqlalchemy.engine import make_url
 
 from pipelines.warehouse import create_engine_for, upgrade, upsert_batch
 from pipelines.warehouse.initial_load import INDEX_BUILD_SETTINGS
+from pipelines.warehouse.postgres_upsert import copy_types
+from pipelines.warehouse.schema import KEY_COLUMNS, us_short_interest, value_columns
 from proto_client.records import UsShortInterestRow
 from proto_client.security import Market
 
@@ -75,6 +77,9 @@ def generate_rows(count: int) -> list[UsShortInterestRow]:
     return rows
 
 
+# The target table's columns other than the audit stamps, in its order.
+COLUMNS = (*KEY_COLUMNS, *value_columns(us_short_interest))
+COLUMN_LIST = ", ".join(COLUMNS)
 BARE_TABLE = (
     "CREATE TABLE copy_baseline (code text, trade_date date, source_timestamp int8, shares_short int8, "
     "short_percent float8, avg_daily_share_volume int8, days_to_cover float8, close_price float8, "
@@ -86,33 +91,16 @@ SHAPED_TABLE = "CREATE TABLE copy_baseline (LIKE us_short_interest INCLUDING DEF
 
 def copy_baseline(engine: sa.Engine, rows: Sequence[UsShortInterestRow], create: str = BARE_TABLE) -> None:
     """COPY `rows` into a new unindexed table made by `create`, one write_row per row, as a plain loader would."""
-    columns = [
-        "code",
-        "trade_date",
-        "source_timestamp",
-        "shares_short",
-        "short_percent",
-        "avg_daily_share_volume",
-        "days_to_cover",
-        "close_price",
-        "last_close_price",
-    ]
-    attributes = ["timestamp" if c == "source_timestamp" else c for c in columns]
+    attributes = ["timestamp" if c == "source_timestamp" else c for c in COLUMNS]
     getter = attrgetter(*attributes)
     with engine.begin() as conn:
         conn.exec_driver_sql(create)
         cursor = conn.connection.cursor()
-        with cursor.copy(f"COPY copy_baseline ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(["text", "date", "int8", "int8", "float8", "int8", "float8", "float8", "float8"])
+        with cursor.copy(f"COPY copy_baseline ({COLUMN_LIST}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(copy_types(us_short_interest, COLUMNS))
             for row in rows:
                 copy.write_row(getter(row))
         cursor.close()
-
-
-COLUMNS = (
-    "code, trade_date, source_timestamp, shares_short, short_percent, avg_daily_share_volume, days_to_cover, "
-    "close_price, last_close_price"
-)
 
 
 @contextmanager
@@ -124,16 +112,16 @@ def server_side_file(engine: sa.Engine, rows: Sequence[UsShortInterestRow]) -> I
         copy_baseline(engine, rows)
         with engine.begin() as conn, path.open("wb") as out:
             cursor = conn.connection.cursor()
-            with cursor.copy(f"COPY copy_baseline ({COLUMNS}) TO STDOUT (FORMAT BINARY)") as copy:
+            with cursor.copy(f"COPY copy_baseline ({COLUMN_LIST}) TO STDOUT (FORMAT BINARY)") as copy:
                 for block in copy:
                     out.write(block)
             cursor.close()
             conn.exec_driver_sql("DROP TABLE copy_baseline")
         path.chmod(0o644)  # the server's own user reads it
         try:
-            with engine.begin() as conn:
+            with engine.connect() as conn:  # a probe, rolled back
                 conn.exec_driver_sql(BARE_TABLE)
-                conn.exec_driver_sql(f"COPY copy_baseline ({COLUMNS}) FROM '{path}' (FORMAT BINARY)")
+                conn.exec_driver_sql(f"COPY copy_baseline ({COLUMN_LIST}) FROM '{path}' (FORMAT BINARY)")
                 conn.rollback()
         except sa.exc.DBAPIError:
             yield None
@@ -147,7 +135,7 @@ def server_copy(engine: sa.Engine, path: Path, create: str, *, with_key: bool) -
     """The server COPYs `path` into a new table made by `create` (and builds the target's key), no client."""
     with engine.begin() as conn:
         conn.exec_driver_sql(create)
-        conn.exec_driver_sql(f"COPY copy_baseline ({COLUMNS}) FROM '{path}' (FORMAT BINARY)")
+        conn.exec_driver_sql(f"COPY copy_baseline ({COLUMN_LIST}) FROM '{path}' (FORMAT BINARY)")
         if with_key:
             for name, value in INDEX_BUILD_SETTINGS.items():
                 conn.exec_driver_sql("SELECT set_config(%s, %s, true)", (name, value))
