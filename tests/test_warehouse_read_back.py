@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from datetime import date, datetime, timedelta
 
 import numpy as np
 import psycopg
@@ -17,29 +16,11 @@ import pytest
 import sqlalchemy as sa
 
 from pipelines.warehouse import InvalidRowError, UpsertResult, upsert_batch, upsert_rows
-from pipelines.warehouse.bulk_columns import KeySortedBatch, key_sorted_batch
-from pipelines.warehouse.postgres_upsert import COPY_THRESHOLD, copy_types
-from pipelines.warehouse.schema import KEY_COLUMNS, us_short_interest, value_columns
+from pipelines.warehouse.postgres_upsert import COPY_THRESHOLD
+from pipelines.warehouse.schema import us_short_interest
 from pipelines.warehouse.stored_columns import _decode, read_stored_columns, start_reading_stored_columns
 from proto_client.records import UsShortInterestRow
-from proto_client.security import Market
-
-COLUMNS = (*KEY_COLUMNS, *value_columns(us_short_interest))
-FIELDS = tuple("timestamp" if name == "source_timestamp" else name for name in COLUMNS)
-
-
-def history(code: str, days: int) -> list[UsShortInterestRow]:
-    first = date(2015, 6, 1)
-    rows = []
-    for i in range(days):
-        day = first + timedelta(days=i)
-        stamp = int(datetime(day.year, day.month, day.day, tzinfo=Market.US.tz).timestamp())
-        rows.append(UsShortInterestRow(code, day, stamp, 500 + i, 2.5, 7_000, 1.25, 20.0 + i / 32, 19.5))
-    return rows
-
-
-def as_batch(rows: list[UsShortInterestRow]) -> KeySortedBatch:
-    return key_sorted_batch(rows, FIELDS, copy_types(us_short_interest, COLUMNS), Market.US)
+from tests.test_warehouse_unchanged_rows import COLUMNS, as_batch, history
 
 
 @pytest.fixture
