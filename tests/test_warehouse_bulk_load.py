@@ -134,3 +134,26 @@ def test_bulk_merge_counts_a_mixed_reload_and_restores_the_callers_planner_setti
     assert result == UpsertResult(inserted=500, updated=updated, unchanged=5 * 500 - updated)
     assert after == ["5MB", "on", "on"]
     assert count_rows(pg_engine) == len(rows)
+
+
+def test_bulk_load_stores_dates_on_both_sides_of_the_binary_epoch(pg_engine: sa.Engine) -> None:
+    # Binary COPY counts days from 2000-01-01: dates before it are negative, and leap days must not shift.
+    dates = [date(1996, 2, 20) + timedelta(days=i) for i in range(3_000)]  # to 2004, over three Feb 29ths
+    rows = [
+        UsShortInterestRow(
+            code="US.EPOCH",
+            trade_date=day,
+            timestamp=int(datetime(day.year, day.month, day.day, tzinfo=Market.US.tz).timestamp()),
+            shares_short=1,
+            short_percent=None,
+            avg_daily_share_volume=None,
+            days_to_cover=None,
+            close_price=None,
+            last_close_price=None,
+        )
+        for day in dates
+    ]
+    assert upsert_batch(pg_engine, rows) == UpsertResult(inserted=len(rows))
+    with pg_engine.connect() as conn:
+        stored = conn.execute(sa.text("SELECT trade_date FROM us_short_interest ORDER BY trade_date")).scalars()
+        assert list(stored) == dates
