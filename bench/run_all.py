@@ -70,11 +70,12 @@ def _upsert(r: dict) -> list[Figure]:
             return ""
         return f"; ceiling set by the server's own work: {r['ceiling_upsert_empty_to_copy']:.2f}"
 
+    settled = ", each load from a checkpoint" if r.get("checkpoint_before_each_load") else ""
     return [
         Figure(
             f"upsert rate / COPY rate, {label}",
             f"{r[f'ratio_{part}_to_copy']:.2f} ({r[part]['rows_per_s']:,} vs {r['copy']['rows_per_s']:,} rows/s, "
-            f"{r['rows']:,} rows, median of {r['rounds']}); CPU s client/server {cpu(r[part])} vs COPY's "
+            f"{r['rows']:,} rows, median of {r['rounds']}{settled}); CPU s client/server {cpu(r[part])} vs COPY's "
             f"{cpu(r['copy'])}; {r[f'ratio_{part}_to_shaped_copy']:.2f} against COPY into the target's shape"
             f"{ceiling(part)}",
             f">= {r['target_ratio']}",
