@@ -29,6 +29,7 @@ from proto_client.messages import (
     PROTO_GET_GLOBAL_STATE,
     PROTO_GET_SHORT_INTEREST,
     GlobalState,
+    TradeDays,
     check_page_args,
     global_state_request,
     parse_global_state_reply,
@@ -72,6 +73,7 @@ class OpenDClient:
         self._throttle = throttle
         self._max_body_len = max_body_len
         self._lock = threading.Lock()
+        self._trade_days = TradeDays()
         self._conn: Connection | None = None
         self._closed = False
         # The running keepalive thread and its own stop event: a fresh pair per connect, so a close racing
@@ -163,7 +165,7 @@ class OpenDClient:
         check_page_args(next_key, num)
         body = short_interest_request(security, next_key, num)
         frame_body = self._call(PROTO_GET_SHORT_INTEREST, body)
-        return parse_short_interest_reply(frame_body, security)
+        return parse_short_interest_reply(frame_body, security, self._trade_days)
 
     def iter_short_interest(
         self, code: str | Security, *, start_key: str | None = None, num: int = MAX_PAGE_SIZE

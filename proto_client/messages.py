@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import TypeVar
 
 from google.protobuf.message import DecodeError, Message
@@ -57,6 +57,29 @@ class GlobalState:
     qot_logined: bool
     server_ver: int
     time: int  # gateway clock, Unix seconds
+
+
+class TradeDays:
+    """trade_date_of per market, remembered: a crawl meets the same few hundred report dates on every code,
+    and converting a timestamp in the market's zone costs a third of decoding a row.
+
+    Starts a market over once it holds `limit` timestamps, so a long-lived client stays small.
+    """
+
+    __slots__ = ("_known", "_limit")
+
+    def __init__(self, limit: int = 50_000) -> None:
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        self._limit = limit
+        self._known: dict[Market, dict[int, tuple[date, str]]] = {market: {} for market in Market}
+
+    def of(self, market: Market) -> dict[int, tuple[date, str]]:
+        """timestamp -> (trade date, its ISO text) for `market`, for the row loops to read and fill."""
+        known = self._known[market]
+        if len(known) >= self._limit:
+            known.clear()
+        return known
 
 
 _R = TypeVar("_R", bound=Message)
@@ -144,7 +167,8 @@ def short_interest_request(security: Security, next_key: str | None, num: int) -
 
 
 # The row loops below are the client's hot path (50 rows a page), so they hoist the zone lookup, inline
-# trade_date_of (tests hold the two equal), and build rows positionally in the records' field order.
+# trade_date_of (tests hold the two equal) behind the TradeDays memo, and build rows positionally in the
+# records' field order. The memo only saves the conversion: every row's timestampStr is still checked.
 
 
 def _bad_timestamp(code: str, market: Market, item: _Item) -> ProtocolError:
@@ -161,17 +185,23 @@ def _bad_timestamp(code: str, market: Market, item: _Item) -> ProtocolError:
     )
 
 
-def _us_rows(code: str, items: Iterable[qot_get_short_interest_pb2.UsShortInterestItem]) -> list[UsShortInterestRow]:
+def _us_rows(
+    code: str, items: Iterable[qot_get_short_interest_pb2.UsShortInterestItem], days: dict[int, tuple[date, str]]
+) -> list[UsShortInterestRow]:
     tz = Market.US.tz
     rows = []
     for item in items:
         has = item.HasField
         timestamp = item.timestamp
-        try:
-            trade_date = _fromtimestamp(timestamp, tz).date()
-        except (OverflowError, OSError, ValueError):
-            raise _bad_timestamp(code, Market.US, item) from None
-        if not has("timestamp") or (has("timestampStr") and item.timestampStr != trade_date.isoformat()):
+        known = days.get(timestamp)
+        if known is None:
+            try:
+                trade_date = _fromtimestamp(timestamp, tz).date()
+            except (OverflowError, OSError, ValueError):
+                raise _bad_timestamp(code, Market.US, item) from None
+            known = days[timestamp] = (trade_date, trade_date.isoformat())
+        trade_date, day = known
+        if not has("timestamp") or (has("timestampStr") and item.timestampStr != day):
             raise _bad_timestamp(code, Market.US, item)
         rows.append(
             UsShortInterestRow(
@@ -189,17 +219,23 @@ def _us_rows(code: str, items: Iterable[qot_get_short_interest_pb2.UsShortIntere
     return rows
 
 
-def _hk_rows(code: str, items: Iterable[qot_get_short_interest_pb2.HkShortInterestItem]) -> list[HkShortInterestRow]:
+def _hk_rows(
+    code: str, items: Iterable[qot_get_short_interest_pb2.HkShortInterestItem], days: dict[int, tuple[date, str]]
+) -> list[HkShortInterestRow]:
     tz = Market.HK.tz
     rows = []
     for item in items:
         has = item.HasField
         timestamp = item.timestamp
-        try:
-            trade_date = _fromtimestamp(timestamp, tz).date()
-        except (OverflowError, OSError, ValueError):
-            raise _bad_timestamp(code, Market.HK, item) from None
-        if not has("timestamp") or (has("timestampStr") and item.timestampStr != trade_date.isoformat()):
+        known = days.get(timestamp)
+        if known is None:
+            try:
+                trade_date = _fromtimestamp(timestamp, tz).date()
+            except (OverflowError, OSError, ValueError):
+                raise _bad_timestamp(code, Market.HK, item) from None
+            known = days[timestamp] = (trade_date, trade_date.isoformat())
+        trade_date, day = known
+        if not has("timestamp") or (has("timestampStr") and item.timestampStr != day):
             raise _bad_timestamp(code, Market.HK, item)
         rows.append(
             HkShortInterestRow(
@@ -215,18 +251,22 @@ def _hk_rows(code: str, items: Iterable[qot_get_short_interest_pb2.HkShortIntere
     return rows
 
 
-def parse_short_interest_reply(body: bytes, security: Security) -> Page:
-    """One page for `security`; rows of the other market's list mean the gateway answered the wrong query."""
+def parse_short_interest_reply(body: bytes, security: Security, trade_days: TradeDays | None = None) -> Page:
+    """One page for `security`; rows of the other market's list mean the gateway answered the wrong query.
+
+    Pass the same `trade_days` for every page of a crawl to convert each report date once.
+    """
     s2c = _parse(PROTO_GET_SHORT_INTEREST, body, qot_get_short_interest_pb2.Response).s2c
     code = security.code
+    days = (trade_days or TradeDays()).of(security.market)
     if security.market is Market.US:
         if s2c.hkItemList:
             raise ProtocolError(f"{code}: reply carries {len(s2c.hkItemList)} HK rows for a US security")
-        rows: tuple[UsShortInterestRow | HkShortInterestRow, ...] = tuple(_us_rows(code, s2c.usItemList))
+        rows: tuple[UsShortInterestRow | HkShortInterestRow, ...] = tuple(_us_rows(code, s2c.usItemList, days))
     else:
         if s2c.usItemList:
             raise ProtocolError(f"{code}: reply carries {len(s2c.usItemList)} US rows for an HK security")
-        rows = tuple(_hk_rows(code, s2c.hkItemList))
+        rows = tuple(_hk_rows(code, s2c.hkItemList, days))
     # futu-api reads an absent nextKey as the end of the data; so does this client.
     next_key = s2c.nextKey if s2c.HasField("nextKey") else END_OF_DATA
     return Page(code=code, rows=rows, next_key=next_key)

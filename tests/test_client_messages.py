@@ -10,6 +10,7 @@ import pytest
 from proto_client.errors import ProtocolError, RequestError
 from proto_client.messages import (
     PROTO_GET_SHORT_INTEREST,
+    TradeDays,
     check_page_args,
     parse_global_state_reply,
     parse_init_connect_reply,
@@ -18,7 +19,7 @@ from proto_client.messages import (
 )
 from proto_client.pb import get_global_state_pb2, init_connect_pb2, qot_get_short_interest_pb2
 from proto_client.records import END_OF_DATA, HkShortInterestRow, UsShortInterestRow, trade_date_of
-from proto_client.security import parse_code
+from proto_client.security import Market, parse_code
 
 Response = qot_get_short_interest_pb2.Response
 
@@ -111,6 +112,49 @@ def test_timestamp_str_disagreeing_with_timestamp_is_refused_naming_both() -> No
     assert "HK.00700" in message
     assert "2026-04-29" in message
     assert "2026-04-30" in message
+
+
+def test_remembered_trade_days_still_check_every_rows_timestamp_str() -> None:
+    trade_days = TradeDays()
+    good = qot_get_short_interest_pb2.HkShortInterestItem(timestamp=1777478400, timestampStr="2026-04-30")
+    page = parse_short_interest_reply(_reply(hkItemList=[good]).SerializeToString(), parse_code("HK.00700"), trade_days)
+    assert page.rows[0].trade_date == date(2026, 4, 30)
+    # Same timestamp on the next page, now with the UTC date as its text: remembered, and still refused.
+    bad = qot_get_short_interest_pb2.HkShortInterestItem(timestamp=1777478400, timestampStr="2026-04-29")
+    with pytest.raises(ProtocolError, match="disagrees"):
+        parse_short_interest_reply(_reply(hkItemList=[bad]).SerializeToString(), parse_code("HK.00939"), trade_days)
+
+
+@pytest.mark.parametrize("hk_first", [True, False])
+def test_remembered_trade_days_are_per_market(hk_first: bool) -> None:
+    # 2026-04-30 00:00 in Hong Kong is still 2026-04-29 in New York: one timestamp, two trade dates.
+    trade_days = TradeDays()
+    hk = qot_get_short_interest_pb2.HkShortInterestItem(timestamp=1777478400, timestampStr="2026-04-30")
+    us = qot_get_short_interest_pb2.UsShortInterestItem(timestamp=1777478400, timestampStr="2026-04-29")
+    pages = [
+        ("HK.00700", _reply(hkItemList=[hk]).SerializeToString()),
+        ("US.AAPL", _reply(usItemList=[us]).SerializeToString()),
+    ]
+    dates = {}
+    for code, body in pages if hk_first else reversed(pages):
+        dates[code] = parse_short_interest_reply(body, parse_code(code), trade_days).rows[0].trade_date
+    assert dates == {"HK.00700": date(2026, 4, 30), "US.AAPL": date(2026, 4, 29)}
+
+
+def test_trade_days_start_over_at_their_limit() -> None:
+    trade_days = TradeDays(limit=2)
+    stamps = [1776225600 + day * 86_400 for day in range(5)]  # 2026-04-15 .. 19, no clock change
+    for stamp in stamps:
+        item = qot_get_short_interest_pb2.UsShortInterestItem(
+            timestamp=stamp, timestampStr=trade_date_of(stamp, Market.US).isoformat()
+        )
+        (row,) = parse_short_interest_reply(
+            _reply(usItemList=[item]).SerializeToString(), parse_code("US.AAPL"), trade_days
+        ).rows
+        assert row.trade_date == trade_date_of(stamp, Market.US)
+        assert len(trade_days.of(Market.US)) <= 2
+    with pytest.raises(ValueError, match="limit"):
+        TradeDays(limit=0)
 
 
 def test_row_without_timestamp_is_refused() -> None:
