@@ -166,9 +166,10 @@ def short_interest_request(security: Security, next_key: str | None, num: int) -
     return request.SerializeToString()
 
 
-# The row loops below are the client's hot path (50 rows a page), so they hoist the zone lookup, inline
-# trade_date_of (tests hold the two equal) behind the TradeDays memo, and build rows positionally in the
-# records' field order. The memo only saves the conversion: every row's timestampStr is still checked.
+# The row loops below are the client's hot path (50 rows a page), so they read each row's trade date from the
+# TradeDays memo, converting (as trade_date_of does; tests hold the two equal) only on a miss, and build rows
+# positionally in the records' field order. The memo only saves the conversion: every row's timestampStr is
+# still checked.
 
 
 def _bad_timestamp(code: str, market: Market, item: _Item) -> ProtocolError:
@@ -185,22 +186,25 @@ def _bad_timestamp(code: str, market: Market, item: _Item) -> ProtocolError:
     )
 
 
+def _remember_day(days: dict[int, tuple[date, str]], code: str, market: Market, item: _Item) -> tuple[date, str]:
+    """The trade date of a timestamp not yet in `days`, and its ISO text, now remembered there."""
+    timestamp = item.timestamp
+    try:
+        trade_date = _fromtimestamp(timestamp, market.tz).date()
+    except (OverflowError, OSError, ValueError):
+        raise _bad_timestamp(code, market, item) from None
+    known = days[timestamp] = (trade_date, trade_date.isoformat())
+    return known
+
+
 def _us_rows(
     code: str, items: Iterable[qot_get_short_interest_pb2.UsShortInterestItem], days: dict[int, tuple[date, str]]
 ) -> list[UsShortInterestRow]:
-    tz = Market.US.tz
     rows = []
     for item in items:
         has = item.HasField
         timestamp = item.timestamp
-        known = days.get(timestamp)
-        if known is None:
-            try:
-                trade_date = _fromtimestamp(timestamp, tz).date()
-            except (OverflowError, OSError, ValueError):
-                raise _bad_timestamp(code, Market.US, item) from None
-            known = days[timestamp] = (trade_date, trade_date.isoformat())
-        trade_date, day = known
+        trade_date, day = days.get(timestamp) or _remember_day(days, code, Market.US, item)
         if not has("timestamp") or (has("timestampStr") and item.timestampStr != day):
             raise _bad_timestamp(code, Market.US, item)
         rows.append(
@@ -222,19 +226,11 @@ def _us_rows(
 def _hk_rows(
     code: str, items: Iterable[qot_get_short_interest_pb2.HkShortInterestItem], days: dict[int, tuple[date, str]]
 ) -> list[HkShortInterestRow]:
-    tz = Market.HK.tz
     rows = []
     for item in items:
         has = item.HasField
         timestamp = item.timestamp
-        known = days.get(timestamp)
-        if known is None:
-            try:
-                trade_date = _fromtimestamp(timestamp, tz).date()
-            except (OverflowError, OSError, ValueError):
-                raise _bad_timestamp(code, Market.HK, item) from None
-            known = days[timestamp] = (trade_date, trade_date.isoformat())
-        trade_date, day = known
+        trade_date, day = days.get(timestamp) or _remember_day(days, code, Market.HK, item)
         if not has("timestamp") or (has("timestampStr") and item.timestampStr != day):
             raise _bad_timestamp(code, Market.HK, item)
         rows.append(
