@@ -1,4 +1,10 @@
-"""The project's own client for the Futu/moomoo OpenD gateway, and a simulated gateway for tests and demos."""
+"""The project's own client for the Futu/moomoo OpenD gateway, and a simulated gateway for tests and demos.
+
+`OpenQuoteContext`, `RET_OK` and `RET_ERROR` (the vendor-compatible call, built on pandas) load on first use,
+so the gateway and the loaders do not pay pandas' import time.
+"""
+
+from typing import TYPE_CHECKING, Any
 
 from proto_client.client import OpenDClient, next_key_after
 from proto_client.errors import (
@@ -20,8 +26,24 @@ from proto_client.records import (
 )
 from proto_client.security import Market, Security, parse_code
 
+if TYPE_CHECKING:
+    from proto_client.quote_context import RET_ERROR, RET_OK, OpenQuoteContext
+
+_QUOTE_CONTEXT_NAMES = frozenset({"OpenQuoteContext", "RET_OK", "RET_ERROR"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _QUOTE_CONTEXT_NAMES:
+        from proto_client import quote_context
+
+        return getattr(quote_context, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "END_OF_DATA",
+    "RET_ERROR",
+    "RET_OK",
     "GatewayConnectionError",
     "GlobalState",
     "HkShortInterestRow",
@@ -29,6 +51,7 @@ __all__ = [
     "Market",
     "OpenDClient",
     "OpenDError",
+    "OpenQuoteContext",
     "Page",
     "ProtocolError",
     "ReplyTimeoutError",

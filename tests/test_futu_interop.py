@@ -1,60 +1,31 @@
 """The official futu-api client against the simulated gateway: the proof it speaks the real protocol.
 
-futu-api writes its log under $HOME at import and starts background threads per context, so it is
-imported with HOME pointed at a scratch folder, its threads are made daemons, and every context is
-closed before the test ends.
+futu-api is imported through tests.support.futu_api, and every context is closed before the test ends.
 """
 
 from __future__ import annotations
 
-import importlib
-import os
 from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
 import pytest
 
+from proto_client import frames
 from proto_client.records import END_OF_DATA, HkShortInterestRow, ShortInterestRow
 from proto_client.simulator.demo_data import rows_for
+from tests.support.futu_api import official_futu
 from tests.support.gateway import GatewayProcess, start_gateway
 
 AS_OF = date(2026, 4, 30)
-HK_COLUMNS = [
-    "timestamp",
-    "timestamp_str",
-    "aggregated_short",
-    "aggregated_short_ratio",
-    "close_price",
-    "last_close_price",
-]
-US_COLUMNS = [
-    "timestamp",
-    "timestamp_str",
-    "shares_short",
-    "short_percent",
-    "avg_daily_share_volume",
-    "days_to_cover",
-    "close_price",
-    "last_close_price",
-]
+HK_COLUMNS = list(frames.HK_COLUMNS)
+US_COLUMNS = list(frames.US_COLUMNS)
 
 
 @pytest.fixture(scope="module")
 def futu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    home = tmp_path_factory.mktemp("futu-home")
-    saved = os.environ.get("HOME")
-    os.environ["HOME"] = str(home)
-    try:
-        module = importlib.import_module("futu")
-        module.SysConfig.set_all_thread_daemon(True)
-        module.SysConfig.enable_console_log(False)
+    with official_futu(tmp_path_factory.mktemp("futu-home")) as module:
         yield module
-    finally:
-        if saved is None:
-            os.environ.pop("HOME", None)
-        else:
-            os.environ["HOME"] = saved
 
 
 @pytest.fixture(scope="module")
