@@ -11,6 +11,9 @@ from pipelines.warehouse import create_engine_for, upgrade
 from tests.support.databases import fresh_postgres_database
 from tests.support.gateway import GatewayProcess, start_gateway
 
+# Chooses the session's PostgreSQL server, starting a throwaway one when none is at hand.
+pytest_plugins = ("tests.support.session_postgres",)
+
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:

@@ -10,19 +10,26 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-# A superuser connection to a maintenance database; CI and the default machine use trust auth.
-ADMIN_URL = os.environ.get("SHORTINTEREST_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+# A superuser connection to a maintenance database. The test session sets the variable to the server it chose
+# (tests/support/session_postgres.py); outside one (benchmarks) the default address is used.
+URL_VARIABLE = "SHORTINTEREST_TEST_PG_URL"
+DEFAULT_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+def admin_url() -> str:
+    return os.environ.get(URL_VARIABLE) or DEFAULT_ADMIN_URL
 
 
 @contextmanager
 def fresh_postgres_database(prefix: str = "si_test") -> Iterator[str]:
     """Create an empty database, yield its SQLAlchemy URL, drop it (closing stray sessions) afterwards."""
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    url = admin_url()
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        yield make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+        yield make_url(url).set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
