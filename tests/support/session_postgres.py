@@ -64,14 +64,10 @@ def unusable_because(url: str) -> str | None:
             superuser = conn.execute(sa.text("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")).scalar()
             user = conn.execute(sa.text("SELECT current_user")).scalar()
     except DBAPIError as exc:
-        return _first_lines(str(exc.orig))
+        return str(exc.orig).strip().splitlines()[0]
     finally:
         engine.dispose()
     return None if superuser else f"the user {user} is not a superuser"
-
-
-def _first_lines(message: str) -> str:
-    return " ".join(line.strip() for line in message.strip().splitlines()[:2])
 
 
 def choose_server(configured: str | None, default_url: str = DEFAULT_ADMIN_URL) -> SessionServer | str:
