@@ -6,16 +6,21 @@ so the gateway and the loaders do not pay pandas' import time.
 
 from typing import TYPE_CHECKING, Any
 
-from proto_client.client import OpenDClient, next_key_after
+from proto_client.client import OpenDClient
+from proto_client.encryption import KeyFileError
 from proto_client.errors import (
+    EncryptionError,
     GatewayConnectionError,
     InvalidCodeError,
     OpenDError,
+    PagingLoopError,
     ProtocolError,
+    QuoteLoginError,
     ReplyTimeoutError,
     RequestError,
 )
 from proto_client.messages import GlobalState
+from proto_client.page_walk import PageWalk
 from proto_client.records import (
     END_OF_DATA,
     HkShortInterestRow,
@@ -44,22 +49,26 @@ __all__ = [
     "END_OF_DATA",
     "RET_ERROR",
     "RET_OK",
+    "EncryptionError",
     "GatewayConnectionError",
     "GlobalState",
     "HkShortInterestRow",
     "InvalidCodeError",
+    "KeyFileError",
     "Market",
     "OpenDClient",
     "OpenDError",
     "OpenQuoteContext",
     "Page",
+    "PageWalk",
+    "PagingLoopError",
     "ProtocolError",
+    "QuoteLoginError",
     "ReplyTimeoutError",
     "RequestError",
     "Security",
     "ShortInterestRow",
     "UsShortInterestRow",
-    "next_key_after",
     "parse_code",
     "trade_date_of",
 ]

@@ -8,21 +8,25 @@ in proto_client.errors so callers choose retry or give-up by type:
 - reply timeout -> connection dropped, ReplyTimeoutError (the caller retries with backoff);
 - malformed frame -> connection dropped, ProtocolError (never resent silently).
 
-Encrypted gateways (an RSA key configured in OpenD) are not supported: run OpenD without one, as is
-usual for a local gateway.
+An OpenD configured with an RSA key encrypts every body: pass the same PEM key file as `rsa_key_file`
+(the product reads it from OPEND_RSA_KEY_FILE). Without one the link is plain, as is usual for a local
+gateway. A key on one side only, or two different keys, fails the connect with EncryptionError.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from types import TracebackType
 
 from proto_client.connection import Connection, ConnectionDropped, Endpoint
-from proto_client.errors import GatewayConnectionError, OpenDError, ProtocolError
+from proto_client.encryption import RsaKey
+from proto_client.errors import GatewayConnectionError, OpenDError, QuoteLoginError, RequestError
 from proto_client.framing import MAX_BODY_LEN, Frame
 from proto_client.messages import (
     MAX_PAGE_SIZE,
@@ -36,6 +40,7 @@ from proto_client.messages import (
     parse_short_interest_reply,
     short_interest_request,
 )
+from proto_client.page_walk import PageWalk
 from proto_client.records import END_OF_DATA, Page
 from proto_client.security import Security, parse_code
 
@@ -47,7 +52,16 @@ _KEEPALIVE_POLL = 0.5
 
 
 class OpenDClient:
-    """A client for Qot_GetShortInterest and gateway health over one OpenD connection."""
+    """A client for Qot_GetShortInterest and gateway health over one OpenD connection.
+
+    - `rsa_key_file`: the PEM RSA private key OpenD is configured with, for an encrypted link (None: plain).
+      It is read here, so a missing, unreadable or non-RSA file raises KeyFileError (naming the path)
+      before any connection.
+    - `connect_timeout` bounds the TCP connect and InitConnect together; `reply_timeout` each request.
+    - `throttle` is called before every Qot_GetShortInterest write (a shared rate limiter).
+    - `check_quote_login`: ask GetGlobalState once per new connection and raise QuoteLoginError when the
+      gateway is not logged in to the quote server, instead of letting every request be refused.
+    """
 
     def __init__(
         self,
@@ -59,6 +73,8 @@ class OpenDClient:
         client_id: str | None = None,
         throttle: Callable[[], object] | None = None,
         max_body_len: int = MAX_BODY_LEN,
+        rsa_key_file: str | os.PathLike[str] | None = None,
+        check_quote_login: bool = False,
     ) -> None:
         if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
             raise ValueError(f"port must be an integer from 1 to 65535, got {port!r}")
@@ -66,6 +82,8 @@ class OpenDClient:
             raise ValueError(
                 f"timeouts must be positive, got connect_timeout={connect_timeout!r} reply_timeout={reply_timeout!r}"
             )
+        self._rsa_key = RsaKey.load(rsa_key_file) if rsa_key_file is not None else None
+        self._check_quote_login = check_quote_login
         self._endpoint = Endpoint(host, port)
         self._connect_timeout = connect_timeout
         self._reply_timeout = reply_timeout
@@ -103,6 +121,17 @@ class OpenDClient:
     @property
     def endpoint(self) -> str:
         return str(self._endpoint)
+
+    @property
+    def rsa_key_file(self) -> Path | None:
+        """The key file the link is encrypted with; None for a plain link."""
+        return self._rsa_key.path if self._rsa_key is not None else None
+
+    @property
+    def encryption(self) -> str | None:
+        """The open connection's cipher ("AES-CBC" or "FTAES-ECB"), None when plain or not connected."""
+        conn = self._conn
+        return conn.encryption if conn is not None else None
 
     @property
     def requests_sent(self) -> int:
@@ -165,27 +194,31 @@ class OpenDClient:
         check_page_args(next_key, num)
         body = short_interest_request(security, next_key, num)
         frame_body = self._call(PROTO_GET_SHORT_INTEREST, body)
-        return parse_short_interest_reply(frame_body, security, self._trade_days)
+        try:
+            return parse_short_interest_reply(frame_body, security, self._trade_days)
+        except RequestError as exc:
+            if exc.is_quote_login_down:
+                raise QuoteLoginError(_not_logged_in(self._endpoint, exc.ret_msg)) from exc
+            raise
 
     def iter_short_interest(
         self, code: str | Security, *, start_key: str | None = None, num: int = MAX_PAGE_SIZE
     ) -> Iterator[Page]:
-        """Pages from `start_key` back to the oldest row; the last page yielded has `is_last` set.
+        """Pages from `start_key` (a key a page returned, passed verbatim) back to the oldest row.
 
-        A gateway that hands back a key that does not move to older data would page forever; that is a
-        ProtocolError instead.
+        The last page yielded has `is_last` set. A gateway paging in a loop raises PagingLoopError
+        (see proto_client.page_walk).
         """
         security = code if isinstance(code, Security) else parse_code(code)
         check_page_args(start_key, num)
         if start_key == END_OF_DATA:
             return
-        if start_key is not None and not _is_timestamp_key(start_key):
-            raise ValueError(f"start_key must be a next_key returned by the gateway, got {start_key!r}")
+        walk = PageWalk(security.code, start_key)
         key = start_key
         while True:
             page = self.get_short_interest_page(security, key, num)
             yield page
-            key = next_key_after(page, key)
+            key = walk.next_key(page)
             if key is None:
                 return
 
@@ -247,7 +280,10 @@ class OpenDClient:
             connect_timeout=self._connect_timeout,
             reply_timeout=self._reply_timeout,
             max_body_len=self._max_body_len,
+            rsa_key=self._rsa_key,
         )
+        if self._check_quote_login:
+            self._require_quote_login(conn)
         self._conn = conn
         self._connects += 1
         self._last_io = time.monotonic()
@@ -261,6 +297,17 @@ class OpenDClient:
             self._keepalive = (thread, stop)
             thread.start()
         return conn
+
+    def _require_quote_login(self, conn: Connection) -> None:
+        """GetGlobalState on a fresh connection: a gateway not logged in would refuse every quote request."""
+        try:
+            state = parse_global_state_reply(conn.request(PROTO_GET_GLOBAL_STATE, global_state_request()).body)
+        except BaseException:
+            conn.close()
+            raise
+        if not state.qot_logined:
+            conn.close()
+            raise QuoteLoginError(_not_logged_in(self._endpoint, "GetGlobalState reports qotLogined=false"))
 
     def _drop(self) -> None:
         """Close the current connection, if any. Caller holds the lock."""
@@ -305,23 +352,8 @@ class OpenDClient:
             self._last_io = time.monotonic()
 
 
-def _is_timestamp_key(key: str) -> bool:
-    return key.isascii() and key.isdigit()
-
-
-def next_key_after(page: Page, requested_key: str | None) -> str | None:
-    """The key of the page after `page` (fetched with `requested_key`), or None when the history is done.
-
-    Keys are the timestamp of a page's oldest row, so each must be smaller than the one before; a gateway
-    answering otherwise would page forever, and that is refused instead.
-    """
-    if page.is_last:
-        return None
-    if not _is_timestamp_key(page.next_key):
-        raise ProtocolError(f"{page.code}: next_key {page.next_key!r} is not a timestamp")
-    if requested_key is not None and int(page.next_key) >= int(requested_key):
-        raise ProtocolError(
-            f"{page.code}: gateway returned next_key {page.next_key!r} for the page after {requested_key!r}; "
-            "keys must decrease, refusing to page in a loop"
-        )
-    return page.next_key
+def _not_logged_in(endpoint: Endpoint, detail: str) -> str:
+    return (
+        f"OpenD at {endpoint} is not logged in to the quote server ({detail}); every quote request would be "
+        "refused: log OpenD in (see its console or log) and run the load again"
+    )

@@ -11,6 +11,8 @@ import re
 # The gateway has no dedicated code for "too many requests": it answers retType -1 with a message.
 # Real OpenD wording varies by version and language ("请求频率太高", "request too frequent", ...).
 _RATE_LIMIT_PATTERN = re.compile(r"frequen|too many|rate limit|频率|频繁", re.IGNORECASE)
+# OpenD refuses quote requests while it is not logged in to the quote server ("行情未登录", ...).
+_QUOTE_LOGIN_PATTERN = re.compile(r"not logged in|not login|未登录|未登陆", re.IGNORECASE)
 _UNKNOWN_SECURITY_PATTERN = re.compile(
     r"unknown (stock|security|code)|not found|unsupported market|does not support|未知|不支持|找不到",
     re.IGNORECASE,
@@ -29,8 +31,23 @@ class ReplyTimeoutError(GatewayConnectionError):
     """No reply arrived within the client's timeout; the connection is dropped and may be retried."""
 
 
+class EncryptionError(GatewayConnectionError):
+    """InitConnect failed in a way that points at the link's encryption settings (OPEND_RSA_KEY_FILE).
+
+    Not worth retrying: a key missing, extra or different on one side stays so until someone fixes it.
+    """
+
+
+class QuoteLoginError(OpenDError):
+    """The gateway is up but not logged in to the quote server, so every quote request would be refused."""
+
+
 class ProtocolError(OpenDError):
     """The peer sent bytes that are not a valid OpenD frame (bad magic, SHA-1, length, or body)."""
+
+
+class PagingLoopError(ProtocolError):
+    """The gateway handed back a page key already seen in this walk, or a page not older than the one before."""
 
 
 class RequestError(OpenDError):
@@ -50,6 +67,10 @@ class RequestError(OpenDError):
     @property
     def is_unknown_security(self) -> bool:
         return self.ret_type == -1 and bool(_UNKNOWN_SECURITY_PATTERN.search(self.ret_msg))
+
+    @property
+    def is_quote_login_down(self) -> bool:
+        return self.ret_type == -1 and bool(_QUOTE_LOGIN_PATTERN.search(self.ret_msg))
 
     @property
     def is_transient(self) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import socket
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from proto_client.errors import GatewayConnectionError, ProtocolError
@@ -36,12 +37,18 @@ class Frame:
     proto_ver: int = 0
 
 
-def encode_frame(frame: Frame) -> bytes:
+# An encrypted link's cipher for one direction: plain body -> wire body, or the reverse.
+BodyCipher = Callable[[bytes], bytes]
+
+
+def encode_frame(frame: Frame, encrypt: BodyCipher | None = None) -> bytes:
+    """The frame on the wire; with `encrypt`, the body is encrypted and the SHA-1 stays the plain body's."""
     digest = hashlib.sha1(frame.body).digest()
+    body = frame.body if encrypt is None else encrypt(frame.body)
     header = HEADER.pack(
-        MAGIC, frame.proto_id, frame.proto_fmt, frame.proto_ver, frame.serial_no, len(frame.body), digest, b"\0" * 8
+        MAGIC, frame.proto_id, frame.proto_fmt, frame.proto_ver, frame.serial_no, len(body), digest, b"\0" * 8
     )
-    return header + frame.body
+    return header + body
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +74,12 @@ def decode_header(data: bytes, *, max_body_len: int = MAX_BODY_LEN) -> Header:
     return Header(proto_id, proto_fmt, proto_ver, serial_no, body_len, sha1)
 
 
-def verify_body(header: Header, body: bytes) -> Frame:
+def verify_body(header: Header, body: bytes, decrypt: BodyCipher | None = None) -> Frame:
+    """The frame whose wire body is `body`, decrypted first on an encrypted link, its SHA-1 checked."""
     if len(body) != header.body_len:
         raise ProtocolError(f"frame for proto {header.proto_id} truncated: {len(body)} of {header.body_len} bytes")
+    if decrypt is not None:
+        body = decrypt(body)
     if hashlib.sha1(body).digest() != header.body_sha1:
         raise ProtocolError(f"SHA-1 mismatch in frame for proto {header.proto_id} serial {header.serial_no}")
     return Frame(header.proto_id, header.serial_no, body, header.proto_fmt, header.proto_ver)

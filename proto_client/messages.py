@@ -8,17 +8,19 @@ without a socket, and the client keeps only transport concerns.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TypeVar
 
 from google.protobuf.message import DecodeError, Message
 
+from proto_client.encryption import PacketEncAlgo
 from proto_client.errors import ProtocolError, RequestError
 from proto_client.pb import (
     get_global_state_pb2,
     init_connect_pb2,
     keep_alive_pb2,
+    notify_pb2,
     qot_get_short_interest_pb2,
 )
 from proto_client.records import (
@@ -32,11 +34,11 @@ from proto_client.security import Market, Security
 
 PROTO_INIT_CONNECT = 1001
 PROTO_GET_GLOBAL_STATE = 1002
+PROTO_NOTIFY = 1003
 PROTO_KEEP_ALIVE = 1004
 PROTO_GET_SHORT_INTEREST = 3249
 
 CLIENT_VER = 100
-PACKET_ENC_NONE = -1
 MAX_PAGE_SIZE = 50
 
 
@@ -48,6 +50,9 @@ class ConnectionInfo:
     server_ver: int
     login_user_id: int
     keepalive_interval: int  # seconds; keep-alives go out at about 4/5 of this while idle
+    # The AES key (and CBC IV) the gateway handed out; used only when the link is encrypted, never shown.
+    aes_key: str = field(default="", repr=False)
+    aes_iv: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,13 +107,15 @@ def _parse(proto_id: int, body: bytes, response_type: Callable[[], _R]) -> _R:
     return response
 
 
-def init_connect_request(client_id: str, *, client_ver: int = CLIENT_VER) -> bytes:
+def init_connect_request(
+    client_id: str, *, client_ver: int = CLIENT_VER, packet_enc_algo: PacketEncAlgo = PacketEncAlgo.NONE
+) -> bytes:
     request = init_connect_pb2.Request()
     c2s = request.c2s
     c2s.clientVer = client_ver
     c2s.clientID = client_id
     c2s.recvNotify = False
-    c2s.packetEncAlgo = PACKET_ENC_NONE
+    c2s.packetEncAlgo = packet_enc_algo
     c2s.pushProtoFmt = 0
     c2s.programmingLanguage = "Python"
     return request.SerializeToString()
@@ -121,6 +128,8 @@ def parse_init_connect_reply(body: bytes) -> ConnectionInfo:
         server_ver=s2c.serverVer,
         login_user_id=s2c.loginUserID,
         keepalive_interval=s2c.keepAliveInterval,
+        aes_key=s2c.connAESKey,
+        aes_iv=s2c.aesCBCiv if s2c.HasField("aesCBCiv") else None,
     )
 
 
@@ -143,6 +152,26 @@ def global_state_request() -> bytes:
 def parse_global_state_reply(body: bytes) -> GlobalState:
     s2c = _parse(PROTO_GET_GLOBAL_STATE, body, get_global_state_pb2.Response).s2c
     return GlobalState(qot_logined=s2c.qotLogined, server_ver=s2c.serverVer, time=s2c.time)
+
+
+_NOTIFY_TYPES = {1: "gateway event", 2: "program status", 3: "connection status", 4: "quote rights", 6: "API quota"}
+
+
+def describe_notify(body: bytes) -> str:
+    """A log line for a Notify push (proto 1003); pushes are never taken for replies, only reported."""
+    notify = notify_pb2.Response()
+    try:
+        notify.ParseFromString(body)
+    except DecodeError:
+        return f"undecodable Notify push ({len(body)} bytes), skipped"
+    s2c = notify.s2c
+    kind = _NOTIFY_TYPES.get(s2c.type, f"type {s2c.type}")
+    if s2c.HasField("event"):
+        return f"Notify ({kind}): event {s2c.event.eventType} {s2c.event.desc!r}"
+    if s2c.HasField("connectStatus"):
+        status = s2c.connectStatus
+        return f"Notify ({kind}): quote login {'up' if status.qotLogined else 'DOWN'}"
+    return f"Notify ({kind})"
 
 
 def check_page_args(next_key: str | None, num: int) -> None:

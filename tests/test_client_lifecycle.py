@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from proto_client.client import OpenDClient, next_key_after
+from proto_client.client import OpenDClient
 from proto_client.connection import Connection, Endpoint
-from proto_client.errors import GatewayConnectionError, ProtocolError
+from proto_client.errors import GatewayConnectionError, PagingLoopError, ProtocolError
 from proto_client.framing import Frame, encode_frame
 from proto_client.messages import (
     PROTO_GET_SHORT_INTEREST,
@@ -22,6 +22,7 @@ from proto_client.messages import (
     parse_short_interest_reply,
     short_interest_request,
 )
+from proto_client.page_walk import PageWalk
 from proto_client.records import END_OF_DATA, HkShortInterestRow, Page
 from proto_client.security import parse_code
 from proto_client.simulator.demo_data import rows_for
@@ -131,34 +132,38 @@ def test_close_from_another_thread_ends_a_stalled_request_promptly(gateway_facto
     assert _keepalive_threads() == []
 
 
-def _page(next_key: str, rows: int = 1) -> Page:
-    row = HkShortInterestRow("HK.00700", AS_OF, 1777478400, 1, 0.1, 1.0, 1.0)
+def _page(next_key: str, rows: int = 1, timestamp: int = 1777478400) -> Page:
+    row = HkShortInterestRow("HK.00700", AS_OF, timestamp, 1, 0.1, 1.0, 1.0)
     return Page("HK.00700", (row,) * rows, next_key)
 
 
 def test_paging_stops_at_the_end_marker_or_an_empty_page() -> None:
-    assert next_key_after(_page(END_OF_DATA), "1777478400") is None
-    assert next_key_after(_page("1776873600", rows=0), "1777478400") is None
-    assert next_key_after(_page("1776873600"), "1777478400") == "1776873600"
-    assert next_key_after(_page("1776873600"), None) == "1776873600"
+    assert PageWalk("HK.00700").next_key(_page(END_OF_DATA)) is None
+    assert PageWalk("HK.00700").next_key(_page("1776873600", rows=0)) is None
+    assert PageWalk("HK.00700", "1777478400").next_key(_page("1776873600")) == "1776873600"
 
 
-@pytest.mark.parametrize(("requested", "returned"), [("1777478400", "1777478400"), ("1776873600", "1777478400")])
-def test_a_gateway_paging_in_a_loop_is_refused(requested: str, returned: str) -> None:
-    with pytest.raises(ProtocolError, match="loop"):
-        next_key_after(_page(returned), requested)
+def test_page_keys_are_opaque_and_passed_on_verbatim() -> None:
+    walk = PageWalk("HK.00700")
+    assert walk.next_key(_page("SEsuMDA3MDB8 +/=\u00e9", timestamp=1777478400)) == "SEsuMDA3MDB8 +/=\u00e9"
+    assert walk.next_key(_page("another token", timestamp=1776873600)) == "another token"
 
 
-def test_a_next_key_that_is_not_a_timestamp_is_refused() -> None:
-    with pytest.raises(ProtocolError, match="abc"):
-        next_key_after(_page("abc"), None)
+@pytest.mark.parametrize("start_key", [None, "K1"])
+def test_a_key_already_used_in_the_walk_is_refused(start_key: str | None) -> None:
+    walk = PageWalk("HK.00700", start_key)
+    if start_key is None:
+        walk.next_key(_page("K1", timestamp=1777478400))
+    with pytest.raises(PagingLoopError, match=r"HK\.00700.*'K1'.*loop"):
+        walk.next_key(_page("K1", timestamp=1776873600))
 
 
-def test_start_key_must_look_like_a_returned_key() -> None:
-    client = OpenDClient("127.0.0.1", 1)
-    with pytest.raises(ValueError, match="start_key"):
-        next(client.iter_short_interest("HK.00700", start_key="yesterday"))
-    client.close()
+@pytest.mark.parametrize("second", [1777478400, 1777500000])
+def test_a_page_not_older_than_the_one_before_is_refused(second: int) -> None:
+    walk = PageWalk("HK.00700")
+    walk.next_key(_page("K1", timestamp=1777478400))
+    with pytest.raises(PagingLoopError, match="not older"):
+        walk.next_key(_page("K2", timestamp=second))
 
 
 def test_an_idle_connection_the_gateway_closed_is_replaced_before_throttling(

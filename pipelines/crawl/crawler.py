@@ -11,6 +11,12 @@ Requests are the scarce resource (a shared budget of OPEND_RATE_LIMIT per accoun
 * The stop date of an incremental crawl is the one recorded at the last *completed* crawl, not the
   newest stored row: an incremental crawl that dies after its first page must not leave a gap that
   the next run would skip over.
+* Page keys are opaque: stored and sent back byte for byte, the resume cursor too. A gateway paging in
+  a loop (a key already used in the walk, or a page not older than the one before) fails that code
+  alone after at most three requests. A stored cursor the gateway refuses (keys can change across
+  gateway upgrades) restarts that code's walk from the newest page, once, with a log line.
+* A gateway not logged in to the quote server fails the whole load at once (QuoteLoginError), instead
+  of failing every code in turn.
 * One loader crawls a code at a time (pipelines.crawl.code_lock): a second one waits, then does its own
   crawl, instead of mistaking the first one's live cursor for an interrupted crawl.
 * Transient failures (gateway, network, database, frequency rejections) are retried with backoff per
@@ -52,8 +58,9 @@ from pipelines.warehouse import (
     upsert_rows,
 )
 from pipelines.warehouse.errors import WarehouseError
-from proto_client.client import OpenDClient, next_key_after
-from proto_client.errors import InvalidCodeError, OpenDError, RequestError
+from proto_client.client import OpenDClient
+from proto_client.errors import InvalidCodeError, OpenDError, QuoteLoginError, RequestError
+from proto_client.page_walk import PageWalk
 from proto_client.records import Page
 from proto_client.security import Market, parse_code
 
@@ -140,7 +147,10 @@ class Crawler:
         return [self.crawl_code(code, full=full) for code in codes]
 
     def crawl_code(self, code: str, *, full: bool = False) -> CodeResult:
-        """Crawl one code; per-code failures come back in `error`, never as an exception."""
+        """Crawl one code; per-code failures come back in `error`, never as an exception.
+
+        Raises QuoteLoginError, which no code can get past: the load stops there.
+        """
         progress = _Progress(code, self.limiter.waited_seconds, self.client.requests_sent)
         try:
             market = parse_code(code).market
@@ -155,6 +165,8 @@ class Crawler:
                 on_wait=lambda: self._emit(progress, EventKind.START, "waiting for another loader crawling it"),
             ):
                 newest = self._crawl(code, full, progress)
+        except QuoteLoginError:
+            raise
         except Exception as exc:
             message = describe_failure(exc)
             if not _is_expected(exc):
@@ -170,7 +182,12 @@ class Crawler:
         if plan.cursor is not None:
             progress.full, progress.resumed_from = True, plan.cursor
             self._emit(progress, EventKind.START, f"resuming an interrupted full crawl at page key {plan.cursor}")
-            self._walk(code, progress, start_key=plan.cursor, stop_at=None, resumable=True)
+            try:
+                self._walk(code, progress, start_key=plan.cursor, stop_at=None, resumable=True)
+            except RequestError as exc:
+                if progress.pages or exc.is_transient or exc.is_unknown_security:
+                    raise
+                return self._restart(code, plan.cursor, exc, progress)
             # The tail is done and everything from the first crawled page down is stored: read from the
             # top down to it for rows published since the interrupted crawl began.
             stop_at = self._retrying(progress, "reading the newest date", lambda: self._stored_newest(code))
@@ -182,6 +199,15 @@ class Crawler:
         else:
             self._emit(progress, EventKind.START, f"incremental crawl down to {plan.stop_at}")
             self._walk(code, progress, start_key=None, stop_at=plan.stop_at, resumable=False)
+        return self._retrying(progress, "recording success", lambda: self._finish(code))
+
+    def _restart(self, code: str, cursor: str, refusal: RequestError, progress: _Progress) -> date | None:
+        """Walk the whole history from the newest page after the gateway refused the stored cursor."""
+        message = f"the gateway refused the stored page key {cursor!r} ({refusal.ret_msg}); restarting from the top"
+        log.warning("%s: %s", code, message)
+        progress.resumed_from = None
+        self._emit(progress, EventKind.START, message)
+        self._walk(code, progress, start_key=None, stop_at=None, resumable=True)
         return self._retrying(progress, "recording success", lambda: self._finish(code))
 
     def _plan(self, code: str) -> _Plan:
@@ -199,15 +225,15 @@ class Crawler:
         self, code: str, progress: _Progress, *, start_key: str | None, stop_at: date | None, resumable: bool
     ) -> None:
         """Fetch and store pages from `start_key` until the history ends or a page reaches `stop_at`."""
+        walk = PageWalk(code, start_key)
         key = start_key
         while True:
-            requested = key
             page = self._retrying(
                 progress,
                 f"fetching page {progress.pages + 1}",
-                partial(self.client.get_short_interest_page, code, requested, PAGE_SIZE),
+                partial(self.client.get_short_interest_page, code, key, PAGE_SIZE),
             )
-            next_key = next_key_after(page, requested)
+            next_key = walk.next_key(page)
             done = next_key is None or (stop_at is not None and _oldest(page) <= stop_at)
             cursor = None if done else next_key
             written = self._retrying(

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import sqlalchemy.exc
 
-from proto_client.errors import GatewayConnectionError, RequestError
+from proto_client.errors import EncryptionError, GatewayConnectionError, RequestError
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +38,11 @@ def is_transient(exc: BaseException) -> bool:
     """Failures that say nothing about the code itself: the gateway, network or database may recover.
 
     Frequency rejections are transient too: another program on the account may have used the budget.
-    Unknown securities, malformed codes, invalid rows and protocol violations are not.
+    Unknown securities, malformed codes, invalid rows, protocol violations and a link whose encryption
+    settings disagree with the gateway's are not.
     """
+    if isinstance(exc, EncryptionError):
+        return False
     if isinstance(exc, GatewayConnectionError):
         return True
     if isinstance(exc, RequestError):

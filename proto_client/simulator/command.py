@@ -11,6 +11,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
+from proto_client.encryption import KeyFileError, RsaKey
 from proto_client.simulator.faults import CorruptMode, FaultPlan
 from proto_client.simulator.options import DEFAULT_HOST, DEFAULT_KEEPALIVE_INTERVAL, DEFAULT_PORT, GatewayOptions
 from proto_client.simulator.rate_window import RateSpec
@@ -103,6 +104,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="after an exactly full last page, answer one more empty page with nextKey -1",
     )
+    parser.add_argument(
+        "--rsa-key",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="require encrypted links with this PEM RSA private key, as OpenD configured with it does",
+    )
+    parser.add_argument(
+        "--aes",
+        choices=["auto", "ecb"],
+        default="auto",
+        help="with --rsa-key: AES-CBC when the client asks for it, else FTAES-ECB (auto); or always FTAES-ECB",
+    )
+    parser.add_argument(
+        "--opaque-keys", action="store_true", help="hand out page keys as opaque tokens instead of timestamps"
+    )
+    parser.add_argument(
+        "--notify-every",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="push a Notify frame (proto 1003) before every Nth reply on a connection (default: 0, never)",
+    )
+    parser.add_argument(
+        "--not-logged-in",
+        action="store_true",
+        help="act logged out of the quote server: qotLogined false, Qot_GetShortInterest refused",
+    )
     faults = parser.add_argument_group("fault injection (counts Qot_GetShortInterest requests globally)")
     faults.add_argument("--drop-every", type=_count, default=0, metavar="N", help="close the connection on every Nth")
     faults.add_argument("--delay", type=_seconds, default=0.0, metavar="SECONDS", help="sleep before replying")
@@ -116,6 +145,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--corrupt-every", type=_positive, default=1, metavar="N", help="apply --corrupt to every Nth (default: 1)"
     )
     faults.add_argument("--reject-every", type=_count, default=0, metavar="N", help="refuse every Nth as too frequent")
+    faults.add_argument(
+        "--loop-code", default=None, metavar="CODE", help="answer every page of CODE with its first page again"
+    )
     parser.add_argument(
         "--stats-file", type=Path, default=None, metavar="PATH", help="rewrite request counters here as JSON"
     )
@@ -143,6 +175,12 @@ def options_from_args(args: argparse.Namespace) -> GatewayOptions:
             reject_every=args.reject_every,
         ),
         stats_file=args.stats_file,
+        rsa_key=RsaKey.load(args.rsa_key) if args.rsa_key is not None else None,
+        force_ecb=args.aes == "ecb",
+        opaque_keys=args.opaque_keys,
+        notify_every=args.notify_every,
+        qot_logined=not args.not_logged_in,
+        loop_code=args.loop_code,
     )
 
 
@@ -163,9 +201,10 @@ async def _serve(options: GatewayOptions) -> None:
         loop.add_signal_handler(signum, stop.set)
     host, port = await server.start()
     rate = f"{options.rate.requests}/{options.rate.seconds:g}" if options.rate else "off"
+    link = "plain" if options.rsa_key is None else f"encrypted, {'FTAES-ECB' if options.force_ecb else 'AES-CBC/ECB'}"
     print(
         f"listening on {host}:{port} (demo data as of {options.as_of.isoformat()}, "
-        f"{len(server.book.codes)} codes, revision {options.revision}, rate {rate})",
+        f"{len(server.book.codes)} codes, revision {options.revision}, rate {rate}, {link} link)",
         flush=True,
     )
     try:
@@ -190,7 +229,7 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         options = options_from_args(args)
-    except ValueError as exc:
+    except (ValueError, KeyFileError) as exc:
         print(f"shortinterest gateway: {exc}", file=sys.stderr)
         return 2
     if not _is_loopback(options.host):

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+from proto_client.encryption import RsaKey
 from proto_client.simulator.demo_data import MAX_EXTRA_CODES
 from proto_client.simulator.faults import FaultPlan
 from proto_client.simulator.rate_window import RateSpec
@@ -28,6 +29,12 @@ class GatewayOptions:
     lazy_end: bool = False
     faults: FaultPlan = field(default_factory=FaultPlan)
     stats_file: Path | None = None
+    rsa_key: RsaKey | None = None  # require encrypted links, as OpenD configured with this key does
+    force_ecb: bool = False  # FTAES-ECB whatever the client asks for
+    opaque_keys: bool = False  # hand out page keys as opaque tokens instead of timestamps
+    notify_every: int = 0  # push a Notify frame before every Nth reply on a connection; 0: never
+    qot_logined: bool = True  # False: logged out of the quote server, 3249 refused
+    loop_code: str | None = None  # answer every page of this code with its first page (paging in a loop)
 
     def __post_init__(self) -> None:
         if not 0 <= self.port < 65536:
@@ -38,5 +45,9 @@ class GatewayOptions:
             raise ValueError(f"extra-codes must be between 0 and {MAX_EXTRA_CODES}, got {self.extra_codes}")
         if self.keepalive_interval < 1:
             raise ValueError(f"keepalive-interval must be at least 1 second, got {self.keepalive_interval}")
+        if self.force_ecb and self.rsa_key is None:
+            raise ValueError("--aes ecb needs --rsa-key: a gateway without a key does not encrypt")
+        if self.notify_every < 0:
+            raise ValueError(f"notify-every must be 0 (off) or a positive count, got {self.notify_every}")
         if self.idle_timeout < 0:
             raise ValueError(f"idle-timeout must be 0 (off) or positive, got {self.idle_timeout}")

@@ -17,14 +17,16 @@ from dataclasses import dataclass
 
 from google.protobuf.message import Message
 
+from proto_client.encryption import PacketCipher
 from proto_client.errors import ProtocolError
-from proto_client.framing import HEADER_SIZE, Frame, decode_header, encode_frame, verify_body
-from proto_client.pb import qot_get_short_interest_pb2
+from proto_client.framing import HEADER_SIZE, BodyCipher, Frame, Header, decode_header, encode_frame, verify_body
+from proto_client.pb import init_connect_pb2, qot_get_short_interest_pb2
 from proto_client.simulator import replies
 from proto_client.simulator.book import QOT_MARKET_NAMES, DemoBook, SecurityLookupError
 from proto_client.simulator.codec import BodyError, decode_body, encode_body
 from proto_client.simulator.faults import CorruptMode, corrupt_frame
 from proto_client.simulator.options import GatewayOptions
+from proto_client.simulator.page_keys import OpaqueKeys
 from proto_client.simulator.rate_window import RateSpec, SlidingWindow
 from proto_client.simulator.stats import GatewayStats, write_stats
 
@@ -43,6 +45,10 @@ _AES_KEY_ALPHABET = string.ascii_lowercase[:6] + string.digits
 class _Connection:
     peer: str
     session: replies.Session | None = None
+    # The session's AES cipher, both directions, once InitConnect set up an encrypted link.
+    encrypt: BodyCipher | None = None
+    decrypt: BodyCipher | None = None
+    replies: int = 0  # replies sent after InitConnect, for --notify-every
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +67,7 @@ class GatewayServer:
         self._rejection = (options.rate or DEFAULT_RATE).rejection_message()
         # Real connIDs are large opaque 64-bit numbers; a random base keeps them unique per process.
         self._conn_ids = itertools.count(secrets.randbits(60) + 1)
+        self._keys = OpaqueKeys() if options.opaque_keys else None
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -110,8 +117,9 @@ class GatewayServer:
     async def _conversation(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, conn: _Connection
     ) -> None:
+        rsa_key = self.options.rsa_key
         while True:
-            frame = await self._read_request(reader)
+            frame = await self._read_request(reader, conn)
             if frame is None:
                 log.info("connection %s closed by peer", conn.peer)
                 return
@@ -122,8 +130,13 @@ class GatewayServer:
                 return
             if reply.delay:
                 await asyncio.sleep(reply.delay)
+            initial = frame.proto_id == replies.PROTO_INIT_CONNECT
+            encrypt = (rsa_key.encrypt if rsa_key is not None else None) if initial else conn.encrypt
+            if not initial and conn.session is not None:
+                await self._maybe_notify(writer, conn, frame.serial_no)
             data = encode_frame(
-                Frame(frame.proto_id, frame.serial_no, encode_body(reply.message, frame.proto_fmt), frame.proto_fmt)
+                Frame(frame.proto_id, frame.serial_no, encode_body(reply.message, frame.proto_fmt), frame.proto_fmt),
+                encrypt,
             )
             close_after = False
             if reply.corruption is not None:
@@ -133,9 +146,24 @@ class GatewayServer:
             await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT)
             if close_after:
                 return
+            if initial and conn.session is not None and rsa_key is not None and conn.encrypt is None:
+                cipher = PacketCipher(conn.session.aes_key, conn.session.aes_iv)
+                conn.encrypt, conn.decrypt = cipher.encrypt, cipher.decrypt
+                log.info("encrypted link with %s in %s", conn.peer, cipher.mode)
 
-    async def _read_request(self, reader: asyncio.StreamReader) -> Frame | None:
-        """The next request frame, or None when the peer closed cleanly between frames."""
+    async def _maybe_notify(self, writer: asyncio.StreamWriter, conn: _Connection, serial_no: int) -> None:
+        """A Notify push ahead of every Nth reply, under the serial number of the request being answered:
+        a client must match replies by proto id as well as serial number."""
+        every = self.options.notify_every
+        conn.replies += 1
+        if not every or conn.replies % every or conn.session is None:
+            return
+        fmt = conn.session.push_proto_fmt
+        message = replies.notify(conn.replies // every, qot_logined=self.options.qot_logined)
+        writer.write(encode_frame(Frame(replies.PROTO_NOTIFY, serial_no, encode_body(message, fmt), fmt), conn.encrypt))
+
+    async def _read_request(self, reader: asyncio.StreamReader, conn: _Connection) -> Frame | None:
+        """The next request frame, decrypted on an encrypted link, or None when the peer closed cleanly."""
         try:
             if self.options.idle_timeout:
                 raw_header = await asyncio.wait_for(reader.readexactly(HEADER_SIZE), self.options.idle_timeout)
@@ -152,7 +180,18 @@ class GatewayServer:
             raise ProtocolError(
                 f"frame for proto {header.proto_id} truncated: {len(exc.partial)} of {header.body_len} bytes"
             ) from exc
-        return verify_body(header, body)
+        return self._decrypted(header, body, conn)
+
+    def _decrypted(self, header: Header, body: bytes, conn: _Connection) -> Frame:
+        """On a gateway with an RSA key, InitConnect must decrypt with it and everything after with the
+        session's AES key; anything else closes the connection, as nothing can be answered to it."""
+        rsa_key = self.options.rsa_key
+        if rsa_key is None or header.proto_id != replies.PROTO_INIT_CONNECT:
+            return verify_body(header, body, conn.decrypt)
+        try:
+            return verify_body(header, body, rsa_key.decrypt)
+        except ProtocolError as exc:
+            raise ProtocolError(f"InitConnect is not encrypted with this gateway's RSA key ({exc})") from None
 
     async def _answer(self, frame: Frame, conn: _Connection) -> _Reply:
         proto_id = frame.proto_id
@@ -168,18 +207,22 @@ class GatewayServer:
             return _Reply(replies.failure(f"proto {proto_id}: {exc}", replies.RET_INVALID))
         if proto_id == replies.PROTO_INIT_CONNECT:
             if conn.session is None:
+                assert isinstance(request, init_connect_pb2.Request)
+                cbc = self.options.rsa_key is not None and not self.options.force_ecb and replies.wants_cbc(request)
                 conn.session = replies.Session(
                     conn_id=next(self._conn_ids),
-                    aes_key="".join(secrets.choice(_AES_KEY_ALPHABET) for _ in range(16)),
+                    aes_key=_random_text(16),
                     keepalive_interval=self.options.keepalive_interval,
+                    aes_iv=_random_text(16) if cbc else None,
+                    push_proto_fmt=request.c2s.pushProtoFmt,
                 )
                 log.info("InitConnect from %s: connID %d", conn.peer, conn.session.conn_id)
-            return _Reply(replies.init_connect(request, conn.session))  # type: ignore[arg-type]
+            return _Reply(replies.init_connect(conn.session))
         if conn.session is None:
             return _Reply(replies.failure("InitConnect must be the first request on a connection"))
         if proto_id == replies.PROTO_KEEP_ALIVE:
             return _Reply(replies.keep_alive(request))  # type: ignore[arg-type]
-        return _Reply(replies.global_state(request, conn.session))  # type: ignore[arg-type]
+        return _Reply(replies.global_state(request, conn.session, qot_logined=self.options.qot_logined))  # type: ignore[arg-type]
 
     def _short_interest(self, frame: Frame, conn: _Connection) -> _Reply:
         """Qot_GetShortInterest through the fault knobs and the rate window, then the data."""
@@ -196,6 +239,9 @@ class GatewayServer:
                 request = decode_body(frame.body, frame.proto_fmt, qot_get_short_interest_pb2.Request)
             except BodyError as exc:
                 return self._faulty(replies.failure(f"proto {frame.proto_id}: {exc}", replies.RET_INVALID), n)
+            if not self.options.qot_logined:
+                stats.rejected_not_logged_in += 1
+                return self._faulty(replies.failure(replies.NOT_LOGGED_IN_MESSAGE), n)
             if faults.rejects(n):
                 stats.rejected_injected += 1
                 return self._faulty(replies.failure(self._rejection), n)
@@ -205,7 +251,10 @@ class GatewayServer:
             stats.accepted += 1
             stats.accepted_at.append(time.time())
             stats.by_code[self._accounting_code(request)] += 1
-            return self._faulty(replies.short_interest(request, self.book, lazy_end=self.options.lazy_end), n)
+            reply = replies.short_interest(
+                request, self.book, lazy_end=self.options.lazy_end, keys=self._keys, loop_code=self.options.loop_code
+            )
+            return self._faulty(reply, n)
         finally:
             self._publish_stats()
 
@@ -230,3 +279,7 @@ class GatewayServer:
                 write_stats(self.options.stats_file, self.stats)
             except OSError as exc:
                 log.error("cannot write stats file %s: %s", self.options.stats_file, exc)
+
+
+def _random_text(length: int) -> str:
+    return "".join(secrets.choice(_AES_KEY_ALPHABET) for _ in range(length))

@@ -18,6 +18,7 @@ class GatewayStats:
     accepted: int = 0  # admitted by the rate limit (and so counted in its window)
     rejected_rate_limit: int = 0  # refused by the sliding window
     rejected_injected: int = 0  # refused by --reject-every
+    rejected_not_logged_in: int = 0  # refused by --not-logged-in
     dropped: int = 0
     corrupted: int = 0
     delayed: int = 0
@@ -31,6 +32,7 @@ class GatewayStats:
             "accepted": self.accepted,
             "rejected_rate_limit": self.rejected_rate_limit,
             "rejected_injected": self.rejected_injected,
+            "rejected_not_logged_in": self.rejected_not_logged_in,
             "dropped": self.dropped,
             "corrupted": self.corrupted,
             "delayed": self.delayed,
