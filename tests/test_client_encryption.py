@@ -14,7 +14,7 @@ from proto_client.client import OpenDClient
 from proto_client.errors import EncryptionError, GatewayConnectionError
 from proto_client.simulator.demo_data import rows_for
 from tests.support.gateway import GatewayProcess
-from tests.test_encryption import make_key
+from tests.support.rsa_keys import make_key
 
 AS_OF = date(2026, 4, 30)
 CONNECT_TIMEOUT = 5.0

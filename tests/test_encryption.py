@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,17 +12,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from proto_client.encryption import CipherError, KeyFileError, PacketCipher, RsaKey
+from tests.support.rsa_keys import make_key
 
 AES_KEY = "0123456789abcdef"
 AES_IV = "fedcba9876543210"
 BODIES = [b"", b"x", b"fifteen bytes!!", b"sixteen bytes!!!", b"seventeen bytes!!", bytes(range(256)) * 3]
-
-
-def make_key(path: Path, bits: int = 1024) -> Path:
-    """A PEM RSA private key as users make one: `openssl genrsa -traditional`, readable by its owner only."""
-    subprocess.run(["openssl", "genrsa", "-traditional", "-out", str(path), str(bits)], check=True, capture_output=True)
-    path.chmod(0o600)
-    return path
 
 
 @pytest.fixture(scope="module")

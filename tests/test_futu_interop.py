@@ -5,8 +5,9 @@ futu-api is imported through tests.support.futu_api, and every context is closed
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from proto_client.records import END_OF_DATA, HkShortInterestRow, ShortInterestR
 from proto_client.simulator.demo_data import rows_for
 from tests.support.futu_api import official_futu
 from tests.support.gateway import GatewayProcess, start_gateway
+from tests.support.rsa_keys import make_key
 
 AS_OF = date(2026, 4, 30)
 HK_COLUMNS = list(frames.HK_COLUMNS)
@@ -115,3 +117,45 @@ def test_futu_global_state(futu: Any, quote_ctx: Any) -> None:
     ret, state = quote_ctx.get_global_state()
     assert ret == futu.RET_OK, state
     assert state["qot_logined"] is True
+
+
+@pytest.fixture
+def futu_encrypting(futu: Any, tmp_path: Path) -> Iterator[tuple[Any, Path]]:
+    """futu-api switched to encrypted links with a fresh key; its process-wide settings restored afterwards."""
+    key = make_key(tmp_path / "opend_rsa.pem")
+    config, rsa = futu.SysConfig, futu.common.sys_config.RsaCrypt
+    saved = (config.IS_PROTO_ENCRYPT, config.INIT_RSA_FILE, config.RSA_OBJ, rsa.CHIPPER)
+    config.enable_proto_encrypt(True)
+    config.set_init_rsa_file(str(key))
+    rsa.CHIPPER = None  # futu-api caches the cipher of the first key it read
+    try:
+        yield futu, key
+    finally:
+        config.IS_PROTO_ENCRYPT, config.INIT_RSA_FILE, config.RSA_OBJ, rsa.CHIPPER = saved
+
+
+@pytest.mark.parametrize("extra", [[], ["--aes", "ecb"], ["--opaque-keys", "--notify-every", "1"]])
+def test_futu_pages_through_the_encrypting_gateway(
+    futu_encrypting: tuple[Any, Path], gateway_factory: Callable[..., GatewayProcess], extra: list[str]
+) -> None:
+    """futu-api's own encryption (PyCryptodome, AES-CBC or OpenD's FTAES-ECB) reads the simulator's links."""
+    futu, key = futu_encrypting
+    gw = gateway_factory("--rate", "off", "--as-of", AS_OF.isoformat(), "--rsa-key", str(key), *extra)
+    ctx = futu.OpenQuoteContext(host=gw.host, port=gw.port)
+    try:
+        for code in ("HK.00700", "US.AAPL"):
+            records: list[dict[str, object]] = []
+            next_key: str | None = None
+            while next_key != END_OF_DATA:
+                ret, us_df, hk_df = ctx.get_short_interest(code, next_key=next_key, num=50)
+                assert ret == futu.RET_OK, us_df
+                df = hk_df if code.startswith("HK.") else us_df
+                next_key = df.attrs["next_key"]
+                records.extend(df.to_dict("records"))
+                assert len(records) < 5000
+            expected = [_expected(r) for r in rows_for(code, AS_OF)]
+            assert [{k: _plain(v) for k, v in r.items()} for r in records] == expected
+        ret, state = ctx.get_global_state()
+        assert ret == futu.RET_OK and state["qot_logined"] is True
+    finally:
+        ctx.close()
