@@ -339,15 +339,21 @@ def open_crawler(
 ) -> Iterator[Crawler]:
     """A Crawler on the configured warehouse and gateway, every request throttled by the shared limiter.
 
-    Raises WarehouseNotMigratedError for a warehouse not at head, and GatewayConnectionError (saying how
-    to start the demo gateway) when nothing answers at OPEND_HOST:OPEND_PORT, before any crawling.
+    Raises WarehouseNotMigratedError for a warehouse not at head, GatewayConnectionError (saying how to
+    start the demo gateway) when nothing answers at OPEND_HOST:OPEND_PORT, EncryptionError when the link's
+    encryption settings disagree with the gateway's, and QuoteLoginError when the gateway is not logged in
+    to the quote server, before any crawling.
     """
     engine = create_engine_for(settings.database_url)
     try:
         ensure_migrated(engine)
         limiter = SharedRateLimiter(engine, settings.rate_limit)
         with OpenDClient(
-            settings.opend_host, settings.opend_port, reply_timeout=settings.reply_timeout, throttle=limiter.acquire
+            settings.opend_host,
+            settings.opend_port,
+            reply_timeout=settings.reply_timeout,
+            throttle=limiter.acquire,
+            check_quote_login=True,
         ) as client:
             yield Crawler(engine, client, limiter, retry=retry, on_event=on_event)
     finally:

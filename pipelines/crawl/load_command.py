@@ -19,7 +19,8 @@ from pipelines.crawl.progress import LoadProgress, summary
 from pipelines.crawl.watchlist import Watchlist, WatchlistError, load_watchlist, watchlist_from_entries
 from pipelines.warehouse import WarehouseNotMigratedError, mask_url
 from pipelines.warehouse.errors import WarehouseError
-from proto_client.errors import GatewayConnectionError
+from proto_client.encryption import KeyFileError
+from proto_client.errors import EncryptionError, GatewayConnectionError, QuoteLoginError
 
 EXIT_FAILED = 1  # some code failed, or the warehouse / gateway cannot be used
 EXIT_USAGE = 2  # bad settings or codes: nothing was requested
@@ -66,6 +67,10 @@ def run(args: argparse.Namespace) -> int:
                 result = crawler.crawl_code(code, full=args.full)
                 progress.finished(result)
                 results.append(result)
+    except KeyFileError as exc:
+        return _fail(f"OPEND_RSA_KEY_FILE: {exc}\nnothing was loaded", EXIT_USAGE)
+    except (EncryptionError, QuoteLoginError) as exc:
+        return _fail(_stopped(str(exc), results), EXIT_FAILED)
     except WarehouseNotMigratedError as exc:
         return _fail(str(exc), EXIT_FAILED)
     except WarehouseError as exc:
@@ -93,6 +98,13 @@ def _codes(codes: list[str], settings: Settings) -> Watchlist:
     for note in watchlist.notes:
         log.warning("command line: %s", note)
     return watchlist
+
+
+def _stopped(reason: str, results: list[CodeResult]) -> str:
+    """A load stopped for a reason no code can get past: say it once, and what was loaded before it."""
+    if not results:
+        return f"{reason}\nnothing was loaded"
+    return f"{reason}\nstopped after {len(results)} code{'s' if len(results) != 1 else ''}:\n{summary(results)}"
 
 
 def _fail(message: str, status: int) -> int:

@@ -9,14 +9,18 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from google.protobuf.message import Message
 
+from proto_client.client import OpenDClient
+from proto_client.errors import RequestError
 from proto_client.framing import Frame, encode_frame, read_frame
 from proto_client.pb import init_connect_pb2, qot_get_short_interest_pb2
+from proto_client.records import Page
 
 M = TypeVar("M", bound=Message)
 
@@ -42,6 +46,21 @@ class GatewayProcess:
     def env(self) -> dict[str, str]:
         """Environment variables pointing the product at this gateway."""
         return {"OPEND_HOST": self.host, "OPEND_PORT": str(self.port)}
+
+
+def first_page(gw: GatewayProcess, code: str, next_key: str | None = None) -> Page:
+    """One page through the project's client, waiting out the gateway's rate window if it is full."""
+    pages: list[Page] = []
+    with OpenDClient(gw.host, gw.port) as client:
+        deadline = time.monotonic() + 60
+        while not pages:
+            try:
+                pages.append(client.get_short_interest_page(code, next_key))
+            except RequestError as exc:
+                if not exc.is_rate_limited or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.25)
+    return pages[0]
 
 
 def start_gateway(args: Sequence[str] = (), *, timeout: float = 30.0) -> GatewayProcess:

@@ -140,6 +140,13 @@ def read_stats(path: Path) -> dict[str, object]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def requests_by_code(path: Path) -> dict[str, int]:
+    """Accepted short-interest requests per code, from the gateway's stats file."""
+    by_code = read_stats(path)["by_code"]
+    assert isinstance(by_code, dict)
+    return {str(code): int(count) for code, count in by_code.items()}
+
+
 def requests_served(path: Path) -> int:
     value = read_stats(path)["requests"]
     assert isinstance(value, int)
