@@ -12,9 +12,10 @@ from datetime import date
 from pathlib import Path
 
 from proto_client.encryption import KeyFileError, RsaKey
+from proto_client.rate_limit import RateLimit
 from proto_client.simulator.faults import CorruptMode, FaultPlan
 from proto_client.simulator.options import DEFAULT_HOST, DEFAULT_KEEPALIVE_INTERVAL, DEFAULT_PORT, GatewayOptions
-from proto_client.simulator.rate_window import RateSpec
+from proto_client.simulator.rate_window import parse_rate
 from proto_client.simulator.server import GatewayServer
 
 log = logging.getLogger("shortinterest.gateway")
@@ -54,9 +55,9 @@ def _day(text: str) -> date:
         raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
 
 
-def _rate(text: str) -> RateSpec | None:
+def _rate(text: str) -> RateLimit | None:
     try:
-        return RateSpec.parse(text)
+        return parse_rate(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -72,7 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--rate",
         type=_rate,
-        default=RateSpec(30, 30.0),
+        default=RateLimit(30, 30.0),
         metavar="N/SECONDS|off",
         help="Qot_GetShortInterest limit over a sliding window, across all connections (default: 30/30)",
     )
@@ -200,7 +201,7 @@ async def _serve(options: GatewayOptions) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     host, port = await server.start()
-    rate = f"{options.rate.requests}/{options.rate.seconds:g}" if options.rate else "off"
+    rate = str(options.rate) if options.rate else "off"
     link = "plain" if options.rsa_key is None else f"encrypted, {'FTAES-ECB' if options.force_ecb else 'AES-CBC/ECB'}"
     print(
         f"listening on {host}:{port} (demo data as of {options.as_of.isoformat()}, "

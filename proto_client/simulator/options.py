@@ -7,9 +7,9 @@ from datetime import date
 from pathlib import Path
 
 from proto_client.encryption import RsaKey
+from proto_client.rate_limit import RateLimit
 from proto_client.simulator.demo_data import MAX_EXTRA_CODES
 from proto_client.simulator.faults import FaultPlan
-from proto_client.simulator.rate_window import RateSpec
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 11111
@@ -21,7 +21,7 @@ class GatewayOptions:
     as_of: date
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
-    rate: RateSpec | None = field(default_factory=lambda: RateSpec(30, 30.0))
+    rate: RateLimit | None = field(default_factory=lambda: RateLimit(30, 30.0))
     revision: int = 0
     extra_codes: int = 0
     keepalive_interval: int = DEFAULT_KEEPALIVE_INTERVAL

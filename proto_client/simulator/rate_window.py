@@ -6,43 +6,31 @@ only accepted requests enter the window.
 
 from __future__ import annotations
 
-import re
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-_RATE = re.compile(r"(\d+)/(\d+(?:\.\d+)?)")
+from proto_client.rate_limit import RateLimit
 
 
-@dataclass(frozen=True, slots=True)
-class RateSpec:
-    """At most `requests` accepted requests in any `seconds`."""
+def parse_rate(text: str) -> RateLimit | None:
+    """`30/30` -> RateLimit(30, 30.0); `off` -> None (no limit)."""
+    if text.strip().lower() == "off":
+        return None
+    try:
+        return RateLimit.parse(text)
+    except ValueError as exc:
+        raise ValueError(f"rate {text!r}: {exc} (or 'off' for no limit)") from None
 
-    requests: int
-    seconds: float
 
-    @classmethod
-    def parse(cls, text: str) -> RateSpec | None:
-        """`30/30` -> RateSpec(30, 30.0); `off` -> None (no limit)."""
-        cleaned = text.strip().lower()
-        if cleaned == "off":
-            return None
-        match = _RATE.fullmatch(cleaned.replace(" ", ""))
-        if not match:
-            raise ValueError(f"rate {text!r}: expected REQUESTS/SECONDS (e.g. 30/30) or 'off'")
-        requests, seconds = int(match.group(1)), float(match.group(2))
-        if requests < 1 or seconds <= 0:
-            raise ValueError(f"rate {text!r}: both numbers must be positive")
-        return cls(requests, seconds)
-
-    def rejection_message(self) -> str:
-        return f"request too frequent, at most {self.requests} requests per {self.seconds:g} seconds"
+def rejection_message(rate: RateLimit) -> str:
+    return f"request too frequent, at most {rate.requests} requests per {rate.seconds:g} seconds"
 
 
 @dataclass
 class SlidingWindow:
-    spec: RateSpec
+    spec: RateLimit
     clock: Callable[[], float] = time.monotonic
     _accepted: deque[float] = field(default_factory=deque)
 

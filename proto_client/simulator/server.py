@@ -21,13 +21,14 @@ from proto_client.encryption import PacketCipher
 from proto_client.errors import ProtocolError
 from proto_client.framing import HEADER_SIZE, BodyCipher, Frame, Header, decode_header, encode_frame, verify_body
 from proto_client.pb import init_connect_pb2, qot_get_short_interest_pb2
+from proto_client.rate_limit import RateLimit
 from proto_client.simulator import replies
 from proto_client.simulator.book import QOT_MARKET_NAMES, DemoBook, SecurityLookupError
 from proto_client.simulator.codec import BodyError, decode_body, encode_body
 from proto_client.simulator.faults import CorruptMode, corrupt_frame
 from proto_client.simulator.options import GatewayOptions
 from proto_client.simulator.page_keys import OpaqueKeys
-from proto_client.simulator.rate_window import RateSpec, SlidingWindow
+from proto_client.simulator.rate_window import SlidingWindow, rejection_message
 from proto_client.simulator.stats import GatewayStats, write_stats
 
 log = logging.getLogger("shortinterest.gateway")
@@ -37,7 +38,7 @@ MAX_REQUEST_BODY = 1 << 20
 # A peer that starts a frame must finish it promptly; a stalled half-frame must not pin a connection.
 FRAME_TIMEOUT = 30.0
 WRITE_TIMEOUT = 30.0
-DEFAULT_RATE = RateSpec(30, 30.0)
+DEFAULT_RATE = RateLimit(30, 30.0)
 _AES_KEY_ALPHABET = string.ascii_lowercase[:6] + string.digits
 
 
@@ -64,7 +65,7 @@ class GatewayServer:
         self.book = DemoBook(options.as_of, options.revision, options.extra_codes)
         self.stats = GatewayStats()
         self._window = SlidingWindow(options.rate) if options.rate else None
-        self._rejection = (options.rate or DEFAULT_RATE).rejection_message()
+        self._rejection = rejection_message(options.rate or DEFAULT_RATE)
         # Real connIDs are large opaque 64-bit numbers; a random base keeps them unique per process.
         self._conn_ids = itertools.count(secrets.randbits(60) + 1)
         self._keys = OpaqueKeys() if options.opaque_keys else None
