@@ -10,8 +10,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from pipelines.config import ConfigError
 from pipelines.definitions import build_definitions, defs
-from pipelines.orchestration.resources import GatewayResource, WarehouseResource, WatchlistResource
+from pipelines.orchestration.resources import GatewayResource, RateLimitConfig, WarehouseResource, WatchlistResource
 
 REPO = Path(__file__).resolve().parents[1]
 DAGSTER = Path(sys.executable).with_name("dagster")
@@ -76,16 +77,12 @@ def test_jobs_schedules_and_sensor() -> None:
 
 
 def test_resources_read_the_documented_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in (
-        "OPEND_HOST",
-        "OPEND_PORT",
-        "OPEND_RATE_LIMIT",
-        "SHORTINTEREST_DATABASE_URL",
-        "SHORTINTEREST_WATCHLIST",
-    ):
+    for name in VARIABLES:
         monkeypatch.delenv(name, raising=False)
     defaults = build_definitions().resources
-    assert defaults["gateway"] == GatewayResource(host="127.0.0.1", port=11111, rate_limit="30/30", reply_timeout="15")
+    assert defaults["gateway"] == GatewayResource(
+        host="127.0.0.1", port=11111, rate_limit=RateLimitConfig(requests=30, seconds=30.0), reply_timeout=15.0
+    )
     assert defaults["warehouse"] == WarehouseResource(database_url="sqlite:///.shortinterest/warehouse.db")
 
     monkeypatch.setenv("OPEND_HOST", "opend.internal")
@@ -98,13 +95,19 @@ def test_resources_read_the_documented_environment(monkeypatch: pytest.MonkeyPat
     gateway = configured["gateway"]
     assert isinstance(gateway, GatewayResource)
     # EnvVar keeps the value out of the definitions and shows the variable's name in the UI.
-    assert (gateway.host, gateway.port, gateway.rate_limit, gateway.reply_timeout) == (
-        dg.EnvVar("OPEND_HOST"),
-        dg.EnvVar.int("OPEND_PORT"),
-        dg.EnvVar("OPEND_RATE_LIMIT"),
-        dg.EnvVar("OPEND_REPLY_TIMEOUT"),
-    )
+    assert (gateway.host, gateway.port) == (dg.EnvVar("OPEND_HOST"), dg.EnvVar.int("OPEND_PORT"))
+    # Typed values are parsed when the definitions load.
+    assert (gateway.rate_limit, gateway.reply_timeout) == (RateLimitConfig(requests=20, seconds=30.0), 5.0)
     assert isinstance(configured["warehouse"], WarehouseResource)
     assert configured["warehouse"].database_url == dg.EnvVar("SHORTINTEREST_DATABASE_URL")
     assert isinstance(configured["watchlist"], WatchlistResource)
     assert configured["watchlist"].path == dg.EnvVar("SHORTINTEREST_WATCHLIST")
+
+
+@pytest.mark.parametrize(("name", "value"), [("OPEND_RATE_LIMIT", "fast"), ("OPEND_REPLY_TIMEOUT", "soon")])
+def test_malformed_variable_fails_the_code_location_naming_it(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=f"{name}='{value}'"):
+        build_definitions()

@@ -15,22 +15,27 @@ partition range on every call, a database round trip per code that dominated lar
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from typing import Any
+from dataclasses import dataclass
 
 import dagster as dg
 import sqlalchemy as sa
 from pydantic import Field
 
 from pipelines.config import ConfigError
-from pipelines.crawl.crawler import CodeResult
 from pipelines.crawl.events import CrawlEvent, EventKind
 from pipelines.orchestration.checks import check_specs, evaluate_checks
 from pipelines.orchestration.jobs import asset_key_for
 from pipelines.orchestration.loading import CodeFailure, load_codes
-from pipelines.orchestration.metadata import column_schema, newest_rows_preview, row_count, table_metadata
+from pipelines.orchestration.metadata import (
+    code_metadata,
+    column_schema,
+    newest_rows_preview,
+    row_count,
+    table_metadata,
+)
 from pipelines.orchestration.partitions import partition_name, partitions_for
 from pipelines.orchestration.quality import market_today
-from pipelines.orchestration.resources import GatewayResource, WarehouseResource, settings_for_run
+from pipelines.orchestration.resources import GatewayResource, WarehouseResource
 from pipelines.warehouse.errors import WarehouseError
 from pipelines.warehouse.schema import table_for
 from proto_client.errors import GatewayConnectionError
@@ -68,22 +73,17 @@ class CodesFailedError(dg.Failure):
     """Some codes of the run could not be loaded; the others were loaded and materialized."""
 
 
-def code_metadata(result: CodeResult, preview: str, rows: int, schema: dg.TableSchema) -> dict[str, Any]:
-    """One code's materialization metadata, as read in the UI."""
-    return {
-        "rows_inserted": result.inserted,
-        "rows_updated": result.updated,
-        "rows_unchanged": result.unchanged,
-        "requests": result.requests,
-        "pages": result.pages,
-        "rate_limit_wait_seconds": round(result.waited_seconds, 3),
-        "elapsed_seconds": round(result.elapsed_seconds, 3),
-        "mode": result.mode,
-        "newest_trade_date": str(result.newest_trade_date) if result.newest_trade_date else "none",
-        "newest_rows": dg.MetadataValue.md(preview),
-        "dagster/row_count": rows,
-        "dagster/column_schema": schema,
-    }
+@dataclass(frozen=True, slots=True)
+class _Load:
+    """One run's load: the asset it records, what it crawls with, and where it writes."""
+
+    market: Market
+    key: dg.AssetKey
+    table: sa.Table
+    schema: dg.TableSchema
+    full: bool
+    gateway: GatewayResource
+    database_url: str
 
 
 def short_interest_asset(market: Market) -> dg.AssetsDefinition:
@@ -125,8 +125,8 @@ def _define(market: Market) -> dg.AssetsDefinition:
         loaded = 0
         with warehouse.engine() as engine:
             if key in context.selected_asset_keys:
-                codes = list(context.partition_keys)
-                for event in _load(context, market, key, codes, config, gateway, warehouse, engine, schema, table):
+                load = _Load(market, key, table, schema, config.full, gateway, warehouse.database_url)
+                for event in _load(context, load, engine):
                     if isinstance(event, CodeFailure):
                         failures.append(event)
                     else:
@@ -148,40 +148,33 @@ def _define(market: Market) -> dg.AssetsDefinition:
 
 
 def _load(
-    context: dg.AssetExecutionContext,
-    market: Market,
-    key: dg.AssetKey,
-    codes: list[str],
-    config: LoadConfig,
-    gateway: GatewayResource,
-    warehouse: WarehouseResource,
-    engine: sa.Engine,
-    schema: dg.TableSchema,
-    table: sa.Table,
+    context: dg.AssetExecutionContext, load: _Load, engine: sa.Engine
 ) -> Iterator[dg.AssetMaterialization | CodeFailure]:
     """Each loaded code's materialization as soon as it is committed, and each failed code."""
-    how = "full re-crawl" if config.full else "incremental; codes never loaded get their whole history"
-    context.log.info(
-        f"loading {len(codes)} {market.prefix} code(s) ({how}) from {gateway.host}:{gateway.port}, "
-        f"at most {gateway.rate_limit} requests/seconds"
-    )
+    codes = list(context.partition_keys)
+    prefix = load.market.prefix
     try:
-        settings = settings_for_run(gateway, warehouse)
+        settings = load.gateway.settings(load.database_url)
+        how = "full re-crawl" if load.full else "incremental; codes never loaded get their whole history"
+        context.log.info(
+            f"loading {len(codes)} {prefix} code(s) ({how}) from {settings.opend_host}:{settings.opend_port}, "
+            f"at most {settings.rate_limit} requests/seconds"
+        )
         outcomes = load_codes(
-            settings, market, codes, full=config.full, log=context.log, on_event=_event_logger(context)
+            settings, load.market, codes, full=load.full, log=context.log, on_event=_event_logger(context)
         )
         with engine.connect() as conn:
             for outcome in outcomes:
                 if isinstance(outcome, CodeFailure):
                     yield outcome
                     continue
-                preview = newest_rows_preview(conn, table, outcome.code)
-                metadata = code_metadata(outcome, preview, row_count(conn, table, outcome.code), schema)
+                preview = newest_rows_preview(conn, load.table, outcome.code)
+                metadata = code_metadata(outcome, preview, row_count(conn, load.table, outcome.code), load.schema)
                 conn.rollback()  # end the read so the next code's writes never wait on it (SQLite)
-                yield dg.AssetMaterialization(asset_key=key, partition=outcome.code, metadata=metadata)
+                yield dg.AssetMaterialization(asset_key=load.key, partition=outcome.code, metadata=metadata)
     except (ConfigError, GatewayConnectionError, WarehouseError) as exc:
         # Nothing was loaded: say what to fix, without a traceback through the crawler.
-        raise dg.Failure(description=f"no {market.prefix} code was loaded: {exc}") from exc
+        raise dg.Failure(description=f"no {prefix} code was loaded: {exc}") from exc
 
 
 def _event_logger(context: dg.AssetExecutionContext) -> Callable[[CrawlEvent], None]:

@@ -8,7 +8,20 @@ import dagster as dg
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from pipelines.crawl.crawler import CodeResult
 from pipelines.orchestration.quality import markdown_table
+
+# One code's materialization metadata, written by the assets and read back by `runner`.
+ROWS_INSERTED = "rows_inserted"
+ROWS_UPDATED = "rows_updated"
+ROWS_UNCHANGED = "rows_unchanged"
+REQUESTS = "requests"
+PAGES = "pages"
+RATE_LIMIT_WAIT_SECONDS = "rate_limit_wait_seconds"
+ELAPSED_SECONDS = "elapsed_seconds"
+MODE = "mode"
+NEWEST_TRADE_DATE = "newest_trade_date"
+NEWEST_ROWS = "newest_rows"
 
 PREVIEW_ROWS = 5
 # The preview leaves out the audit stamps: they say when we loaded, not what was published.
@@ -33,6 +46,24 @@ def column_schema(table: sa.Table) -> dg.TableSchema:
 def table_metadata(table: sa.Table) -> dict[str, Any]:
     """Definition-level metadata of an asset backed by `table`."""
     return {"dagster/column_schema": column_schema(table), "dagster/table_name": table.name}
+
+
+def code_metadata(result: CodeResult, preview: str, rows: int, schema: dg.TableSchema) -> dict[str, Any]:
+    """One code's materialization metadata, as read in the UI."""
+    return {
+        ROWS_INSERTED: result.inserted,
+        ROWS_UPDATED: result.updated,
+        ROWS_UNCHANGED: result.unchanged,
+        REQUESTS: result.requests,
+        PAGES: result.pages,
+        RATE_LIMIT_WAIT_SECONDS: round(result.waited_seconds, 3),
+        ELAPSED_SECONDS: round(result.elapsed_seconds, 3),
+        MODE: result.mode,
+        NEWEST_TRADE_DATE: str(result.newest_trade_date) if result.newest_trade_date else "none",
+        NEWEST_ROWS: dg.MetadataValue.md(preview),
+        "dagster/row_count": rows,
+        "dagster/column_schema": schema,
+    }
 
 
 def newest_rows_preview(conn: sa.Connection, table: sa.Table, code: str, limit: int = PREVIEW_ROWS) -> str:

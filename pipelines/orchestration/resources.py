@@ -22,6 +22,7 @@ from pipelines.config import (
     DEFAULT_RATE_LIMIT,
     DEFAULT_REPLY_TIMEOUT,
     PACKAGED_WATCHLIST,
+    ConfigError,
     RateLimit,
     Settings,
 )
@@ -29,22 +30,47 @@ from pipelines.crawl.watchlist import Watchlist, load_watchlist
 from pipelines.warehouse.engine import create_engine_for
 
 
+class RateLimitConfig(dg.Config):
+    """OPEND_RATE_LIMIT as Dagster config: `requests` per sliding window of `seconds`."""
+
+    requests: int = Field(default=DEFAULT_RATE_LIMIT.requests, description="Requests allowed per window.")
+    seconds: float = Field(default=DEFAULT_RATE_LIMIT.seconds, description="Length of the sliding window.")
+
+    @classmethod
+    def of(cls, rate: RateLimit) -> RateLimitConfig:
+        return cls(requests=rate.requests, seconds=rate.seconds)
+
+
 class GatewayResource(dg.ConfigurableResource):
     """Where the OpenD gateway listens and how many requests per window the account may send."""
 
     host: str = Field(default=DEFAULT_HOST, description="OpenD gateway host (OPEND_HOST).")
     port: int = Field(default=DEFAULT_PORT, description="OpenD gateway port (OPEND_PORT).")
-    rate_limit: str = Field(
-        default=DEFAULT_RATE_LIMIT,
-        description="Requests/seconds allowed per account for the short-interest API (OPEND_RATE_LIMIT).",
+    rate_limit: RateLimitConfig = Field(
+        default=RateLimitConfig(),
+        description="Requests per seconds allowed per account for the short-interest API (OPEND_RATE_LIMIT).",
     )
-    reply_timeout: str = Field(
-        default=f"{DEFAULT_REPLY_TIMEOUT:g}",
+    reply_timeout: float = Field(
+        default=DEFAULT_REPLY_TIMEOUT,
         description="Seconds to wait for a reply before dropping the connection and retrying (OPEND_REPLY_TIMEOUT).",
     )
 
-    def rate(self) -> RateLimit:
-        return RateLimit.parse(self.rate_limit)
+    def settings(self, database_url: str) -> Settings:
+        """The crawler's Settings for a run writing to `database_url`.
+
+        A bad value raises ConfigError naming the variable, before any connection is attempted.
+        """
+        try:
+            rate = RateLimit(self.rate_limit.requests, self.rate_limit.seconds)
+        except ValueError as exc:
+            raise ConfigError(f"OPEND_RATE_LIMIT: {exc}") from None
+        return Settings(
+            opend_host=self.host,
+            opend_port=self.port,
+            rate_limit=rate,
+            database_url=database_url,
+            reply_timeout=self.reply_timeout,
+        )
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -78,22 +104,6 @@ class WatchlistResource(dg.ConfigurableResource):
         return load_watchlist(Path(self.path))
 
 
-def settings_for_run(gateway: GatewayResource, warehouse: WarehouseResource) -> Settings:
-    """The resources' values as the crawler's Settings, validated exactly as the environment is.
-
-    A bad value raises ConfigError naming the variable, before any connection is attempted.
-    """
-    return Settings.from_env(
-        {
-            "OPEND_HOST": gateway.host,
-            "OPEND_PORT": str(gateway.port),
-            "OPEND_RATE_LIMIT": gateway.rate_limit,
-            "OPEND_REPLY_TIMEOUT": gateway.reply_timeout,
-            "SHORTINTEREST_DATABASE_URL": warehouse.database_url,
-        }
-    )
-
-
 def _env_or(name: str, default: str) -> str | dg.EnvVar:
     """`dg.EnvVar(name)` when the variable is set (the UI then shows where the value comes from), else the default.
 
@@ -107,13 +117,19 @@ def _env_int_or(name: str, default: int) -> int | dg.EnvVar:
 
 
 def default_resources() -> dict[str, dg.ConfigurableResource]:
-    """Resources for the code location, from the variables `pipelines.config` documents, with its defaults."""
+    """Resources for the code location, from the variables `pipelines.config` documents, with its defaults.
+
+    Every variable is checked here, so a malformed one fails the code location's load naming it. Text
+    values stay `EnvVar`s (the database URL's password never enters the definitions); the typed ones
+    are the parsed values.
+    """
+    settings = Settings.from_env()
     return {
         "gateway": GatewayResource(
             host=_env_or("OPEND_HOST", DEFAULT_HOST),
             port=_env_int_or("OPEND_PORT", DEFAULT_PORT),
-            rate_limit=_env_or("OPEND_RATE_LIMIT", DEFAULT_RATE_LIMIT),
-            reply_timeout=_env_or("OPEND_REPLY_TIMEOUT", f"{DEFAULT_REPLY_TIMEOUT:g}"),
+            rate_limit=RateLimitConfig.of(settings.rate_limit),
+            reply_timeout=settings.reply_timeout,
         ),
         "warehouse": WarehouseResource(database_url=_env_or("SHORTINTEREST_DATABASE_URL", DEFAULT_DATABASE_URL)),
         "watchlist": WatchlistResource(path=_env_or("SHORTINTEREST_WATCHLIST", str(PACKAGED_WATCHLIST))),
@@ -126,8 +142,8 @@ def resources_from_settings(settings: Settings) -> dict[str, dg.ConfigurableReso
         "gateway": GatewayResource(
             host=settings.opend_host,
             port=settings.opend_port,
-            rate_limit=str(settings.rate_limit),
-            reply_timeout=f"{settings.reply_timeout:g}",
+            rate_limit=RateLimitConfig.of(settings.rate_limit),
+            reply_timeout=settings.reply_timeout,
         ),
         "warehouse": WarehouseResource(database_url=settings.database_url),
         "watchlist": WatchlistResource(path=str(settings.watchlist_path)),

@@ -12,6 +12,7 @@ from typing import Any
 
 import dagster as dg
 
+from pipelines.orchestration import metadata as keys
 from pipelines.orchestration.assets import short_interest_asset
 from pipelines.orchestration.jobs import asset_key_for
 from pipelines.orchestration.schedules import run_request_for_codes
@@ -100,13 +101,13 @@ def read_run(result: dg.ExecuteInProcessResult, market: Market, codes: Sequence[
             CodeOutcome(
                 code,
                 ok=True,
-                mode=str(meta["mode"]),
-                inserted=int(meta["rows_inserted"]),
-                updated=int(meta["rows_updated"]),
-                unchanged=int(meta["rows_unchanged"]),
-                requests=int(meta["requests"]),
-                waited_seconds=float(meta["rate_limit_wait_seconds"]),
-                newest_trade_date=str(meta["newest_trade_date"]),
+                mode=str(meta[keys.MODE]),
+                inserted=int(meta[keys.ROWS_INSERTED]),
+                updated=int(meta[keys.ROWS_UPDATED]),
+                unchanged=int(meta[keys.ROWS_UNCHANGED]),
+                requests=int(meta[keys.REQUESTS]),
+                waited_seconds=float(meta[keys.RATE_LIMIT_WAIT_SECONDS]),
+                newest_trade_date=str(meta[keys.NEWEST_TRADE_DATE]),
             )
         )
     checks = tuple(
