@@ -23,6 +23,7 @@ import dagster as dg
 
 from pipelines.config import ConfigError, RateLimit, Settings
 from pipelines.crawl.watchlist import WatchlistError, load_watchlist
+from pipelines.failures import fail
 from pipelines.orchestration.resources import resources_from_settings
 from pipelines.orchestration.runner import MarketRun, run_market
 from pipelines.orchestration.watchlist_sync import sync_partitions
@@ -66,8 +67,7 @@ def run(args: argparse.Namespace) -> int:
         settings = Settings.from_env()
         watchlist = load_watchlist(settings.watchlist_path)
     except (ConfigError, WatchlistError) as exc:
-        print(f"demo: {exc}", file=sys.stderr)
-        return 2
+        return fail("demo", str(exc), 2)
     say(f"watchlist {watchlist.source}: {len(watchlist)} codes")
     try:
         with gateway_for_demo(settings, fast=args.fast) as settings:
@@ -75,8 +75,7 @@ def run(args: argparse.Namespace) -> int:
             with dagster_instance() as instance:
                 return load_everything(instance, settings, watchlist.for_market, full=args.full, fast=args.fast)
     except (DemoError, WarehouseError) as exc:
-        print(f"demo: {exc}", file=sys.stderr)
-        return 1
+        return fail("demo", str(exc), 1)
 
 
 def say(message: str) -> None:

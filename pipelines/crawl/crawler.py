@@ -45,6 +45,7 @@ from pipelines.crawl.code_lock import CodeLockTimeout, code_lock
 from pipelines.crawl.events import CrawlEvent, EventKind
 from pipelines.crawl.rate_limiter import RateLimiterError, SharedRateLimiter
 from pipelines.crawl.retry import RetryPolicy, is_transient
+from pipelines.failures import first_line
 from pipelines.warehouse import (
     UpsertResult,
     create_engine_for,
@@ -367,13 +368,11 @@ def describe_failure(exc: BaseException) -> str:
             return f"the gateway does not know this code: {exc.ret_msg}"
         return f"the gateway refused the request: {exc.ret_msg or exc}"
     if isinstance(exc, sa.exc.SQLAlchemyError):
-        original = getattr(exc, "orig", None)
-        detail = str(original or exc).strip().splitlines()[0]
-        return f"warehouse database error: {detail}"
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    if _is_expected(exc):
-        return text or type(exc).__name__
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+        return f"warehouse database error: {first_line(exc)}"
+    text = first_line(exc)
+    if _is_expected(exc) or text == type(exc).__name__:
+        return text
+    return f"{type(exc).__name__}: {text}"
 
 
 def _is_expected(exc: BaseException) -> bool:

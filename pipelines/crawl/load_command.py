@@ -17,6 +17,7 @@ from pipelines.config import ConfigError, Settings
 from pipelines.crawl.crawler import CodeResult, open_crawler
 from pipelines.crawl.progress import LoadProgress, summary
 from pipelines.crawl.watchlist import Watchlist, WatchlistError, load_watchlist, watchlist_from_entries
+from pipelines.failures import fail, first_line
 from pipelines.warehouse import WarehouseNotMigratedError, mask_url
 from pipelines.warehouse.errors import WarehouseError
 from proto_client.encryption import KeyFileError
@@ -83,8 +84,9 @@ def run(args: argparse.Namespace) -> int:
             )
         return _fail(message, EXIT_FAILED)
     except sa.exc.SQLAlchemyError as exc:
-        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        return _fail(f"cannot use the warehouse database {mask_url(settings.database_url)}: {detail}", EXIT_FAILED)
+        return _fail(
+            f"cannot use the warehouse database {mask_url(settings.database_url)}: {first_line(exc)}", EXIT_FAILED
+        )
 
     print(file=out)
     print(summary(results), file=out, flush=True)
@@ -108,5 +110,4 @@ def _stopped(reason: str, results: list[CodeResult]) -> str:
 
 
 def _fail(message: str, status: int) -> int:
-    print(f"shortinterest load: {message}", file=sys.stderr)
-    return status
+    return fail("shortinterest load", message, status)

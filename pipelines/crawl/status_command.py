@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from pipelines.config import ConfigError, Settings
 from pipelines.crawl.table import format_table
 from pipelines.crawl.watchlist import WatchlistError, load_watchlist
+from pipelines.failures import fail, first_line
 from pipelines.warehouse import (
     CrawlState,
     create_engine_for,
@@ -26,6 +27,8 @@ from pipelines.warehouse import (
 )
 from pipelines.warehouse.errors import WarehouseError, WarehouseNotMigratedError
 
+COMMAND = "shortinterest status"
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = "Reads SHORTINTEREST_DATABASE_URL and SHORTINTEREST_WATCHLIST; sends nothing to the gateway."
@@ -36,13 +39,12 @@ def run(args: argparse.Namespace) -> int:
         settings = Settings.from_env()
         engine = create_engine_for(settings.database_url)
     except (ConfigError, WarehouseError) as exc:
-        print(f"shortinterest status: {exc}", file=sys.stderr)
-        return 2
+        return fail(COMMAND, str(exc), 2)
     watchlist_codes: tuple[str, ...] = ()
     try:
         watchlist_codes = load_watchlist(settings.watchlist_path).codes
     except WatchlistError as exc:
-        print(f"shortinterest status: warning: {exc}", file=sys.stderr)
+        print(f"{COMMAND}: warning: {exc}", file=sys.stderr)
     try:
         ensure_migrated(engine)
         with engine.connect() as conn:
@@ -51,12 +53,9 @@ def run(args: argparse.Namespace) -> int:
             codes = list(watchlist_codes) + sorted((set(states) | set(counts)) - set(watchlist_codes))
             newest = {code: newest_trade_date(conn, code) for code in codes if code in counts}
     except WarehouseNotMigratedError as exc:
-        print(f"shortinterest status: {exc}", file=sys.stderr)
-        return 1
+        return fail(COMMAND, str(exc), 1)
     except sa.exc.SQLAlchemyError as exc:
-        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        print(f"shortinterest status: cannot read warehouse {mask_url(engine.url)}: {detail}", file=sys.stderr)
-        return 1
+        return fail(COMMAND, f"cannot read warehouse {mask_url(engine.url)}: {first_line(exc)}", 1)
     finally:
         engine.dispose()
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from pipelines.config import ConfigError, Settings
+from pipelines.failures import fail, first_line
 from pipelines.warehouse.engine import create_engine_for, mask_url
 from pipelines.warehouse.errors import WarehouseError
 from pipelines.warehouse.migrate import current_revision, head_revision, upgrade
@@ -22,8 +22,7 @@ def run(args: argparse.Namespace) -> int:
         settings = Settings.from_env()
         engine = create_engine_for(settings.database_url)
     except (ConfigError, WarehouseError) as exc:
-        print(f"migrate: {exc}", file=sys.stderr)
-        return 2
+        return fail("migrate", str(exc), 2)
     database = mask_url(engine.url)
     try:
         before = current_revision(engine)
@@ -33,9 +32,7 @@ def run(args: argparse.Namespace) -> int:
             return 0
         after = upgrade(engine)
     except SQLAlchemyError as exc:
-        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        print(f"migrate: cannot migrate warehouse {database}: {detail}", file=sys.stderr)
-        return 1
+        return fail("migrate", f"cannot migrate warehouse {database}: {first_line(exc)}", 1)
     finally:
         engine.dispose()
     print(f"migrated warehouse {database}: {before or '(empty)'} -> {after}")
