@@ -9,7 +9,6 @@ lock): a session advisory lock on Postgres, an flock on a file beside the databa
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import logging
 import os
 import time
@@ -18,6 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
+
+from pipelines.crawl.lock_keys import advisory_lock_key
 
 log = logging.getLogger(__name__)
 
@@ -45,14 +46,9 @@ def code_lock(
     yield  # an in-memory database lives in one process: nothing to share
 
 
-def _key(code: str) -> int:
-    digest = hashlib.sha1(f"shortinterest.crawl:{code}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
-
-
 @contextmanager
 def _postgres_lock(engine: sa.Engine, code: str, timeout: float, on_wait: Callable[[], None] | None) -> Iterator[None]:
-    key = _key(code)
+    key = advisory_lock_key(f"crawl:{code}")
     with engine.connect() as base:
         conn = base.execution_options(isolation_level="AUTOCOMMIT")
         if not conn.execute(sa.select(sa.func.pg_try_advisory_lock(key))).scalar_one():

@@ -27,7 +27,6 @@ above is small, exact on both databases, and lives in migration 0002.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections.abc import Sequence
@@ -36,6 +35,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from pipelines.config import RateLimit
+from pipelines.crawl.lock_keys import advisory_lock_key
 
 DEFAULT_BUCKET = "opend:Qot_GetShortInterest"
 
@@ -115,8 +115,7 @@ class SharedRateLimiter:
         self._totals_lock = threading.Lock()
         self._waited = 0.0
         self._acquired = 0
-        digest = hashlib.sha1(f"shortinterest.rate_limiter:{bucket}".encode()).digest()
-        self._lock_key = int.from_bytes(digest[:8], "big", signed=True)
+        self._lock_key = advisory_lock_key(f"rate_limiter:{bucket}")
 
     def __repr__(self) -> str:
         return f"SharedRateLimiter({self.rate}, bucket={self.bucket!r}, margin={self.margin:g})"
