@@ -10,7 +10,7 @@ import pytest
 from pipelines.crawl.watchlist import WatchlistError
 from pipelines.orchestration.resources import WatchlistResource
 from pipelines.orchestration.sensors import watchlist_partitions_sensor
-from pipelines.orchestration.watchlist_sync import sync_partitions
+from pipelines.orchestration.watchlist_sync import plan_sync, sync_partitions
 from proto_client.security import Market
 
 
@@ -101,3 +101,15 @@ def test_sync_partitions_applies_directly() -> None:
     assert "removed US.OLD" in plan.summary()
     assert partitions(instance) == {"us_codes": ["US.AAPL"], "hk_codes": ["HK.00700", "HK.00005"]}
     assert not sync_partitions(instance, lambda market: wanted[market]).changed
+
+
+def test_summary_of_a_large_change_gives_counts_and_the_first_codes() -> None:
+    us = [f"US.A{i:04d}" for i in range(10_000)]
+    current = {"us_codes": ["US.OLD1", "US.OLD2"], "hk_codes": []}
+
+    summary = plan_sync(lambda market: us if market is Market.US else [], current.__getitem__).summary()
+
+    assert summary == (
+        "us_codes: added 10000 codes: US.A0000, US.A0001, US.A0002, US.A0003, US.A0004 and 9995 more; "
+        "us_codes: removed US.OLD1, US.OLD2"
+    )

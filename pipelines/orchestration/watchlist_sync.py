@@ -55,13 +55,23 @@ class PartitionSync:
                 instance.delete_dynamic_partition(m.partitions_def_name, code)
 
     def summary(self) -> str:
+        """Counts and the first few codes: a 10,000-code watchlist must not become one 100 kB log line."""
         parts = []
         for m in self.markets:
             if m.add:
-                parts.append(f"{m.partitions_def_name}: added {', '.join(m.add)}")
+                parts.append(f"{m.partitions_def_name}: added {_first_few(m.add)}")
             if m.delete:
-                parts.append(f"{m.partitions_def_name}: removed {', '.join(m.delete)}")
+                parts.append(f"{m.partitions_def_name}: removed {_first_few(m.delete)}")
         return "; ".join(parts) or "partitions already match the watchlist"
+
+
+SUMMARY_CODES = 5
+
+
+def _first_few(codes: Sequence[str]) -> str:
+    if len(codes) <= SUMMARY_CODES:
+        return ", ".join(codes)
+    return f"{len(codes)} codes: {', '.join(codes[:SUMMARY_CODES])} and {len(codes) - SUMMARY_CODES} more"
 
 
 def plan_sync(wanted: Callable[[Market], Sequence[str]], current: Callable[[str], Sequence[str]]) -> PartitionSync:
