@@ -15,7 +15,12 @@ from pipelines.config import RateLimit, Settings
 from pipelines.orchestration.assets import short_interest_asset
 from pipelines.orchestration.jobs import refresh_job, refresh_job_name
 from pipelines.orchestration.partitions import partition_name
-from pipelines.orchestration.resources import GatewayResource, WarehouseResource, resources_from_settings
+from pipelines.orchestration.resources import (
+    GatewayResource,
+    RateLimitConfig,
+    WarehouseResource,
+    resources_from_settings,
+)
 from pipelines.orchestration.schedules import run_request_for_codes, weekly_refresh_schedule
 from pipelines.warehouse import create_engine_for, table_for, upgrade
 from proto_client.security import Market
@@ -26,6 +31,8 @@ from tests.support.gateway import GatewayProcess
 AS_OF = date(2026, 5, 1)
 # The gateway's limit is off in these tests; the shared limiter stays in the path, set high.
 FAST = RateLimit(1000, 1.0)
+# Two requests per half second (0.7 s with the limiter's margin): every third page waits for the limiter.
+TIGHT = RateLimit(2, 0.5)
 
 
 @pytest.fixture
@@ -39,8 +46,8 @@ def instance() -> Iterator[dg.DagsterInstance]:
         yield instance
 
 
-def resources(gateway: GatewayProcess, database_url: str) -> dict[str, Any]:
-    settings = Settings(opend_host=gateway.host, opend_port=gateway.port, rate_limit=FAST, database_url=database_url)
+def resources(gateway: GatewayProcess, database_url: str, rate: RateLimit = FAST) -> dict[str, Any]:
+    settings = Settings(opend_host=gateway.host, opend_port=gateway.port, rate_limit=rate, database_url=database_url)
     return resources_from_settings(settings)
 
 
@@ -101,7 +108,7 @@ def test_one_partition_loads_exactly_the_gateways_rows(
         [short_interest_asset(market)],
         instance=instance,
         partition_key=code,
-        resources=resources(gateway, postgres_url),
+        resources=resources(gateway, postgres_url, TIGHT),
     )
 
     assert result.success
@@ -114,7 +121,9 @@ def test_one_partition_loads_exactly_the_gateways_rows(
     assert meta["mode"] == "full"  # first load of a code walks its whole history
     assert meta["newest_trade_date"] == str(expected[0][1])
     assert meta["dagster/row_count"] == len(expected)
-    assert meta["rate_limit_wait_seconds"] >= 0
+    # At least three waits of up to 0.7 s each, less the time the pages in between took.
+    assert pages > 3 * TIGHT.requests
+    assert 0.5 <= meta["rate_limit_wait_seconds"] <= meta["elapsed_seconds"]
     preview = meta["newest_rows"]
     assert (
         preview.startswith("| trade_date |") and str(expected[0][1]) in preview and str(expected[5][1]) not in preview
@@ -242,7 +251,7 @@ def test_unreachable_gateway_fails_naming_the_address(
 def test_malformed_setting_fails_naming_the_variable(postgres_url: str, instance: dg.DagsterInstance) -> None:
     instance.add_dynamic_partitions("hk_codes", ["HK.00700"])
     res = {
-        "gateway": GatewayResource(rate_limit="fast"),
+        "gateway": GatewayResource(rate_limit=RateLimitConfig(requests=0, seconds=30)),
         "warehouse": WarehouseResource(database_url=postgres_url),
     }
 
@@ -255,7 +264,9 @@ def test_malformed_setting_fails_naming_the_variable(postgres_url: str, instance
     )
 
     assert not result.success
-    assert "OPEND_RATE_LIMIT='fast': expected REQUESTS/SECONDS" in step_failure_text(result)
+    assert "no HK code was loaded: OPEND_RATE_LIMIT: rate limit 0/30: both numbers must be positive" in (
+        step_failure_text(result)
+    )
 
 
 @pytest.fixture
