@@ -1,12 +1,15 @@
 """What one gateway instance serves: the demo universe cut off at `as_of`, at one revision.
 
-Rows are built on first request per code and kept for the life of the process, so a crawl of
-hundreds of codes pays for each history once.
+Without a fixed `as_of` the cutoff is today *in each market's own time zone*, as the real sources
+publish: in the New York evening Hong Kong is already on the next day, and New York is not. Rows are
+built on first request per code and day and kept for the life of the process, so a crawl of hundreds
+of codes pays for each history once.
 """
 
 from __future__ import annotations
 
-from datetime import date
+from collections.abc import Callable
+from datetime import UTC, date, datetime
 
 from proto_client.records import ShortInterestRow
 from proto_client.security import Market
@@ -34,11 +37,19 @@ class SecurityLookupError(LookupError):
 
 
 class DemoBook:
-    def __init__(self, as_of: date, revision: int = 0, extra_codes: int = 0) -> None:
+    def __init__(
+        self,
+        as_of: date | None,
+        revision: int = 0,
+        extra_codes: int = 0,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.as_of = as_of
+        self.clock = clock
         self.revision = revision
         self.codes = frozenset(demo_codes(extra_codes))
-        self._rows: dict[str, list[ShortInterestRow]] = {}
+        self._rows: dict[tuple[str, date], list[ShortInterestRow]] = {}
 
     def code_of(self, qot_market: int, symbol: str) -> str:
         """`HK.00700` for (1, "00700"); markets the API refuses raise SecurityLookupError."""
@@ -51,7 +62,12 @@ class DemoBook:
     def rows(self, code: str) -> list[ShortInterestRow]:
         if code not in self.codes:
             raise SecurityLookupError(f"unknown security {code}")
-        cached = self._rows.get(code)
+        as_of = self.as_of_for(Market[code.partition(".")[0]])
+        cached = self._rows.get((code, as_of))
         if cached is None:
-            cached = self._rows[code] = rows_for(code, self.as_of, self.revision)
+            cached = self._rows[(code, as_of)] = rows_for(code, as_of, self.revision)
         return cached
+
+    def as_of_for(self, market: Market) -> date:
+        """The newest trade date served for `market`: the fixed cutoff, or today where the market is."""
+        return self.as_of or self.clock().astimezone(market.tz).date()

@@ -78,7 +78,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="Qot_GetShortInterest limit over a sliding window, across all connections (default: 30/30)",
     )
     parser.add_argument(
-        "--as-of", type=_day, default=None, metavar="YYYY-MM-DD", help="newest trade date served (default: today)"
+        "--as-of",
+        type=_day,
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="newest trade date served (default: today in each market's time zone)",
     )
     parser.add_argument(
         "--revision", type=_count, default=0, help="N > 0 revises the newest 2 rows of every code (default: 0)"
@@ -158,7 +162,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def options_from_args(args: argparse.Namespace) -> GatewayOptions:
     corrupt = CorruptMode(args.corrupt) if args.corrupt else None
     return GatewayOptions(
-        as_of=args.as_of or date.today(),
+        as_of=args.as_of,
         host=args.host,
         port=args.port,
         rate=args.rate,
@@ -203,8 +207,9 @@ async def _serve(options: GatewayOptions) -> None:
     host, port = await server.start()
     rate = str(options.rate) if options.rate else "off"
     link = "plain" if options.rsa_key is None else f"encrypted, {'FTAES-ECB' if options.force_ecb else 'AES-CBC/ECB'}"
+    as_of = options.as_of.isoformat() if options.as_of else "today in each market's time zone"
     print(
-        f"listening on {host}:{port} (demo data as of {options.as_of.isoformat()}, "
+        f"listening on {host}:{port} (demo data as of {as_of}, "
         f"{len(server.book.codes)} codes, revision {options.revision}, rate {rate}, {link} link)",
         flush=True,
     )

@@ -18,7 +18,7 @@ DEFAULT_KEEPALIVE_INTERVAL = 10
 
 @dataclass(frozen=True, slots=True)
 class GatewayOptions:
-    as_of: date
+    as_of: date | None  # None: today in each market's own time zone
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     rate: RateLimit | None = field(default_factory=lambda: RateLimit(30, 30.0))
