@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "load": ("pipelines.crawl.load_command", "crawl short interest for the watchlist into the warehouse"),
     "status": ("pipelines.crawl.status_command", "show per-code load status from the warehouse"),
     "demo": ("pipelines.demo", "start the demo gateway, migrate, and run the Dagster job end to end"),
+    "ui": ("pipelines.ui", "open the Dagster UI (webserver and daemon) on the demo's instance"),
+    "chart": ("pipelines.analysis.chart_command", "draw codes' short interest against the close price as a PNG"),
 }
 
 
