@@ -9,6 +9,7 @@ import dagster as dg
 
 from pipelines.orchestration.assets import short_interest_assets
 from pipelines.orchestration.jobs import full_refresh_job, refresh_job
+from pipelines.orchestration.report import report_after_loads_sensor, report_job, short_interest_report
 from pipelines.orchestration.resources import default_resources
 from pipelines.orchestration.schedules import weekly_schedules
 from pipelines.orchestration.sensors import watchlist_partitions_sensor
@@ -18,10 +19,10 @@ from proto_client.security import Market
 def build_definitions() -> dg.Definitions:
     """Everything the code location serves; resources read the environment when this is called."""
     return dg.Definitions(
-        assets=short_interest_assets(),
-        jobs=[job for market in Market for job in (refresh_job(market), full_refresh_job(market))],
+        assets=[*short_interest_assets(), short_interest_report],
+        jobs=[*(job for market in Market for job in (refresh_job(market), full_refresh_job(market))), report_job],
         schedules=weekly_schedules(),
-        sensors=[watchlist_partitions_sensor],
+        sensors=[watchlist_partitions_sensor, report_after_loads_sensor],
         resources=default_resources(),
     )
 

@@ -43,7 +43,7 @@ def test_dagster_cli_validates_the_workspace(tmp_path: Path) -> None:
 def test_two_assets_partitioned_by_their_markets_codes() -> None:
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert keys == {"us_short_interest", "hk_short_interest"}
+    assert keys == {"us_short_interest", "hk_short_interest", "short_interest_report"}
     for market in ("us", "hk"):
         asset = defs.resolve_assets_def(f"{market}_short_interest")
         assert isinstance(asset.partitions_def, dg.DynamicPartitionsDefinition)
@@ -65,6 +65,7 @@ def test_jobs_schedules_and_sensor() -> None:
         "us_short_interest_full_refresh",
         "hk_short_interest_refresh",
         "hk_short_interest_full_refresh",
+        "short_interest_report_job",
     }
     full = defs.resolve_job_def("hk_short_interest_full_refresh")
     assert full.get_run_config_for_partition_key("HK.00700") == {
@@ -72,8 +73,8 @@ def test_jobs_schedules_and_sensor() -> None:
     }
     assert defs.resolve_job_def("hk_short_interest_refresh").tags["shortinterest/gateway"] == "opend"
     assert {s.name for s in defs.schedules or []} == {"hk_weekly_refresh", "us_weekly_refresh"}
-    sensor = defs.resolve_sensor_def("watchlist_partitions")
-    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    for name in ("watchlist_partitions", "report_after_loads"):
+        assert defs.resolve_sensor_def(name).default_status == dg.DefaultSensorStatus.RUNNING
 
 
 def test_resources_read_the_documented_environment(monkeypatch: pytest.MonkeyPatch) -> None:
