@@ -2,7 +2,9 @@
 
 Starts the simulated gateway (unless one already answers at OPEND_HOST:OPEND_PORT), migrates the
 warehouse, mirrors the watchlist into the Dagster partitions and materializes both assets with their
-checks through Dagster in process, then prints what each code got and stops the gateway it started.
+checks and then the movers report through Dagster in process, then prints what each code got and stops
+the gateway it started. The runs are recorded in the instance `shortinterest ui` serves
+(DAGSTER_HOME, default .shortinterest/dagster_home), so the UI shows them.
 """
 
 from __future__ import annotations
@@ -22,17 +24,21 @@ from dataclasses import dataclass, replace
 import dagster as dg
 
 from pipelines.config import ConfigError, RateLimit, Settings
+from pipelines.crawl.estimate import LoadEstimate, estimate_load
 from pipelines.crawl.watchlist import WatchlistError, load_watchlist
 from pipelines.failures import fail
-from pipelines.orchestration.resources import resources_from_settings
+from pipelines.orchestration.instance import dagster_home
+from pipelines.orchestration.report import short_interest_report
+from pipelines.orchestration.resources import WarehouseResource, resources_from_settings
 from pipelines.orchestration.runner import MarketRun, run_market
 from pipelines.orchestration.watchlist_sync import sync_partitions
-from pipelines.warehouse.engine import mask_url
+from pipelines.warehouse.engine import create_engine_for, mask_url
 from pipelines.warehouse.errors import WarehouseError
 from pipelines.warehouse.migrate import upgrade
 from proto_client.client import OpenDClient
 from proto_client.errors import OpenDError
 from proto_client.security import Market
+from proto_client.simulator.book import DemoBook
 
 # --fast lifts the limit on both sides: the gateway's window and the shared limiter.
 FAST_RATE = RateLimit(1000, 1.0)
@@ -58,7 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.epilog = (
         "Uses SHORTINTEREST_DATABASE_URL (default: a SQLite file under .shortinterest/), SHORTINTEREST_WATCHLIST "
-        "and DAGSTER_HOME when set (otherwise a throwaway Dagster instance)."
+        "and DAGSTER_HOME (default: .shortinterest/dagster_home, which `shortinterest ui` opens)."
     )
 
 
@@ -70,10 +76,13 @@ def run(args: argparse.Namespace) -> int:
         return fail("demo", str(exc), 2)
     say(f"watchlist {watchlist.source}: {len(watchlist)} codes")
     try:
-        with gateway_for_demo(settings, fast=args.fast) as settings:
+        with gateway_for_demo(settings, fast=args.fast) as (settings, simulated):
             migrate(settings)
+            say(f"about to load {plan(settings, watchlist.codes, full=args.full, simulated=simulated).describe()}")
             with dagster_instance() as instance:
-                return load_everything(instance, settings, watchlist.for_market, full=args.full, fast=args.fast)
+                status = load_everything(instance, settings, watchlist.for_market, full=args.full, fast=args.fast)
+                make_report(instance, settings)
+                return status
     except (DemoError, WarehouseError) as exc:
         return fail("demo", str(exc), 1)
 
@@ -148,21 +157,22 @@ def start_gateway(rate: str) -> GatewayProcess:
 
 
 @contextmanager
-def gateway_for_demo(settings: Settings, *, fast: bool) -> Iterator[Settings]:
-    """Settings pointing at a gateway: the one at OPEND_HOST:OPEND_PORT if it answers, else one started here."""
+def gateway_for_demo(settings: Settings, *, fast: bool) -> Iterator[tuple[Settings, bool]]:
+    """Settings pointing at a gateway, and whether it is the simulated one this demo started: the one at
+    OPEND_HOST:OPEND_PORT if it answers, else one started here."""
     if gateway_answers(settings.opend_host, settings.opend_port):
         say(
             f"using the OpenD gateway already answering at {settings.opend_host}:{settings.opend_port} "
             f"(limiter at {settings.rate_limit}; --fast does not apply to a gateway this demo did not start)"
         )
-        yield settings
+        yield settings, False
         return
     rate = FAST_RATE if fast else settings.rate_limit
     say(f"nothing answers at {settings.opend_host}:{settings.opend_port}; starting the simulated gateway ...")
     gateway = start_gateway(str(rate))
     say(f"simulated gateway listening on {gateway.host}:{gateway.port}, {rate} requests/seconds")
     try:
-        yield replace(settings, opend_host=gateway.host, opend_port=gateway.port, rate_limit=rate)
+        yield replace(settings, opend_host=gateway.host, opend_port=gateway.port, rate_limit=rate), True
     finally:
         gateway.stop()
         say("simulated gateway stopped")
@@ -173,17 +183,45 @@ def migrate(settings: Settings) -> None:
     say(f"warehouse {mask_url(settings.database_url)} at revision {revision}")
 
 
+def plan(settings: Settings, codes: Sequence[str], *, full: bool, simulated: bool) -> LoadEstimate:
+    """What the load will cost; the simulated gateway's history lengths are known here, a real one's are not."""
+    book = DemoBook(None) if simulated else None
+    engine = create_engine_for(settings.database_url)
+    try:
+        with engine.connect() as conn:
+            return estimate_load(
+                conn,
+                codes,
+                settings.rate_limit,
+                full=full,
+                history_rows=(lambda code: len(book.rows(code))) if book else None,
+            )
+    finally:
+        engine.dispose()
+
+
 @contextmanager
 def dagster_instance() -> Iterator[dg.DagsterInstance]:
-    """The DAGSTER_HOME instance when set (runs then show in `dagster dev`), else a throwaway one."""
-    if os.environ.get("DAGSTER_HOME"):
-        with dg.DagsterInstance.get() as instance:
-            say(f"Dagster instance at DAGSTER_HOME={os.environ['DAGSTER_HOME']}")
-            yield instance
-    else:
-        with dg.DagsterInstance.ephemeral() as instance:
-            say("in-memory Dagster instance (set DAGSTER_HOME to keep the runs for `dagster dev`)")
-            yield instance
+    """The instance `shortinterest ui` serves, so the demo's runs show there."""
+    home = dagster_home()
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        say(f"Dagster instance {home} (`shortinterest ui` opens it)")
+        yield instance
+
+
+def make_report(instance: dg.DagsterInstance, settings: Settings) -> None:
+    result = dg.materialize(
+        [short_interest_report],
+        instance=instance,
+        resources={"warehouse": WarehouseResource(database_url=settings.database_url)},
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        raise_on_error=False,
+    )
+    if not result.success:
+        say("the movers report failed; see the run in `shortinterest ui`")
+        return
+    top = result.asset_materializations_for_node("short_interest_report")[0].metadata["top_mover"].value
+    say(f"movers report materialized (top mover: {top}); `shortinterest ui` shows it with its chart")
 
 
 def load_everything(
@@ -194,13 +232,10 @@ def load_everything(
     full: bool,
     fast: bool,
 ) -> int:
-    plan = sync_partitions(instance, codes_for)
-    say(f"partitions: {plan.summary()}")
+    sync = sync_partitions(instance, codes_for)
+    say(f"partitions: {sync.summary()}")
     if not fast:
-        say(
-            f"the limiter allows {settings.rate_limit} requests/seconds: a first full load of the demo watchlist "
-            "is about 150 requests, a few minutes; progress is logged per code (use --fast to lift the limit)"
-        )
+        say("progress is logged per code; --fast lifts the rate limit")
     resources = resources_from_settings(settings)
     runs: list[MarketRun] = []
     started = time.monotonic()

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import dagster as dg
 import sqlalchemy as sa
 
 from pipelines.crawl.watchlist import load_watchlist
@@ -32,16 +33,26 @@ def unused_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def run_demo(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+def run_demo(env: dict[str, str], *args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("OPEND_", "SHORTINTEREST_", "DAGSTER_HOME"))}
     return subprocess.run(
         [sys.executable, "-m", "pipelines.cli", "demo", *args],
-        cwd=REPO,
+        cwd=cwd,
         env={**base, "PYTHONUNBUFFERED": "1", **env},
         capture_output=True,
         text=True,
         timeout=240,
     )
+
+
+PLANNED = re.compile(r"^demo: about to load (\d+) codes \(([^)]*)\): (\d+) requests", re.MULTILINE)
+
+
+def planned(output: str) -> tuple[str, int]:
+    """The banner's kinds of crawl and request count."""
+    match = PLANNED.search(output)
+    assert match, output
+    return match.group(2), int(match.group(3))
 
 
 def summary(output: str) -> dict[str, dict[str, str]]:
@@ -67,7 +78,8 @@ def test_demo_fast_starts_its_gateway_loads_every_code_and_stops_it(
     database_url = f"sqlite:///{tmp_path / 'warehouse.db'}"
     port = unused_port()  # nothing answers there, so the demo starts its own gateway
 
-    first = run_demo({"SHORTINTEREST_DATABASE_URL": database_url, "OPEND_PORT": str(port)}, "--fast")
+    # Run from an empty folder without DAGSTER_HOME: the runs land in ./.shortinterest/dagster_home.
+    first = run_demo({"SHORTINTEREST_DATABASE_URL": database_url, "OPEND_PORT": str(port)}, "--fast", cwd=tmp_path)
 
     output = first.stdout + first.stderr
     assert first.returncode == 0, output
@@ -77,6 +89,8 @@ def test_demo_fast_starts_its_gateway_loads_every_code_and_stops_it(
     assert "simulated gateway stopped" in output
     loaded = summary(first.stdout)
     assert sorted(loaded) == sorted(WATCHLIST.codes)
+    # The banner said what the load then did.
+    assert planned(first.stdout) == (f"{len(WATCHLIST)} full", sum(int(r["requests"]) for r in loaded.values()))
     for code, row in loaded.items():
         assert row["mode"] == "full"
         assert newest_and_count(database_url, code) == (row["newest"], int(row["new"]))
@@ -88,10 +102,26 @@ def test_demo_fast_starts_its_gateway_loads_every_code_and_stops_it(
         sock.settimeout(2)
         assert sock.connect_ex(("127.0.0.1", int(listening.group(1)))) != 0
 
+    # The runs, every code's materialization and the movers report are in the instance `shortinterest ui` opens.
+    home = tmp_path / ".shortinterest" / "dagster_home"
+    assert (home / "dagster.yaml").read_text() == (REPO / "dagster.yaml").read_text()
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        for market in Market:
+            key = dg.AssetKey(f"{market.prefix.lower()}_short_interest")
+            assert instance.get_materialized_partitions(key) == set(WATCHLIST.for_market(market))
+        report = instance.get_latest_materialization_event(dg.AssetKey("short_interest_report"))
+        assert report is not None and report.asset_materialization is not None
+        assert "data:image/png;base64," in str(report.asset_materialization.metadata["report"].value)
+
     # A second run finds the gateway that answers at OPEND_PORT and only refreshes: one request a code.
     gateway = gateway_factory("--rate", "off")
     second = run_demo(
-        {"SHORTINTEREST_DATABASE_URL": database_url, "OPEND_RATE_LIMIT": "1000/1", **gateway.env()},
+        {
+            "SHORTINTEREST_DATABASE_URL": database_url,
+            "OPEND_RATE_LIMIT": "1000/1",
+            "DAGSTER_HOME": str(home),
+            **gateway.env(),
+        },
     )
 
     assert second.returncode == 0, second.stdout + second.stderr
@@ -99,11 +129,14 @@ def test_demo_fast_starts_its_gateway_loads_every_code_and_stops_it(
     refreshed = summary(second.stdout)
     assert sorted(refreshed) == sorted(WATCHLIST.codes)
     assert {(r["mode"], r["requests"], r["new"]) for r in refreshed.values()} == {("incremental", "1", "0")}
+    assert planned(second.stdout) == (f"{len(WATCHLIST)} incremental", len(WATCHLIST))
     assert gateway.proc.poll() is None  # not the demo's to stop
 
 
 def test_demo_reports_a_bad_setting_without_a_traceback(tmp_path: Path) -> None:
-    result = run_demo({"SHORTINTEREST_DATABASE_URL": f"sqlite:///{tmp_path / 'w.db'}", "OPEND_RATE_LIMIT": "fast"})
+    result = run_demo(
+        {"SHORTINTEREST_DATABASE_URL": f"sqlite:///{tmp_path / 'w.db'}", "OPEND_RATE_LIMIT": "fast"}, cwd=tmp_path
+    )
 
     assert result.returncode == 2
     assert "demo: OPEND_RATE_LIMIT='fast': expected REQUESTS/SECONDS" in result.stderr

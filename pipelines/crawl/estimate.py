@@ -1,0 +1,105 @@
+"""What a load is about to cost before it starts: requests per code, and the time the rate limit makes them take.
+
+Mirrors the crawler's own plan (pipelines.crawl.crawler): a code loaded before costs one request (its
+newest page), a code never loaded, or any code under `full`, costs one request per 50 rows of history,
+and an interrupted full crawl resumes at its cursor. How long a history is only the gateway knows;
+callers that know it (the demo, which started the simulated gateway) pass `history_rows`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from pipelines.config import RateLimit
+from pipelines.crawl.rate_limiter import default_margin
+from pipelines.warehouse import get_crawl_state, newest_trade_date
+
+PAGE_ROWS = 50
+
+
+@dataclass(frozen=True, slots=True)
+class CodeCost:
+    code: str
+    mode: str  # "full", "incremental" or "resumed"
+    requests: int | None  # None: a full crawl of a history whose length is not known here
+
+
+@dataclass(frozen=True, slots=True)
+class LoadEstimate:
+    costs: tuple[CodeCost, ...]
+    rate: RateLimit
+
+    @property
+    def known_requests(self) -> int:
+        return sum(c.requests or 0 for c in self.costs)
+
+    @property
+    def unknown(self) -> int:
+        """Codes whose full crawl costs an unknown number of requests (at least one each)."""
+        return sum(c.requests is None for c in self.costs)
+
+    def count(self, mode: str) -> int:
+        return sum(c.mode == mode for c in self.costs)
+
+    @property
+    def seconds(self) -> float:
+        return seconds_for(self.known_requests + self.unknown, self.rate)
+
+    def describe(self) -> str:
+        """One sentence: what kind of load, how many requests, how long at the rate limit."""
+        kinds = [f"{n} {mode}" for mode in ("full", "resumed", "incremental") if (n := self.count(mode))]
+        total = self.known_requests + self.unknown
+        if self.unknown:
+            return (
+                f"{len(self.costs)} codes ({', '.join(kinds)}): at least {total} requests (a whole history costs "
+                f"one per {PAGE_ROWS} rows), {_duration(self.seconds)} or more at {self.rate} requests/seconds"
+            )
+        return (
+            f"{len(self.costs)} codes ({', '.join(kinds)}): {total} requests, "
+            f"about {_duration(self.seconds)} at {self.rate} requests/seconds"
+        )
+
+
+def seconds_for(requests: int, rate: RateLimit) -> float:
+    """Wall time of `requests` on an idle budget: a window's worth at once, then a window (plus the
+    limiter's margin) per further window's worth."""
+    if requests <= 0:
+        return 0.0
+    return (math.ceil(requests / rate.requests) - 1) * (rate.seconds + default_margin(rate))
+
+
+def pages_for(rows: int) -> int:
+    return max(1, math.ceil(rows / PAGE_ROWS))
+
+
+def estimate_load(
+    conn: sa.Connection,
+    codes: Sequence[str],
+    rate: RateLimit,
+    *,
+    full: bool = False,
+    history_rows: Callable[[str], int] | None = None,
+) -> LoadEstimate:
+    costs = []
+    for code in codes:
+        state = get_crawl_state(conn, code)
+        whole = pages_for(history_rows(code)) if history_rows is not None else None
+        if state is not None and state.full_crawl_cursor:
+            costs.append(CodeCost(code, "resumed", whole))
+        elif full or state is None or state.newest_trade_date is None or newest_trade_date(conn, code) is None:
+            costs.append(CodeCost(code, "full", whole))
+        else:
+            costs.append(CodeCost(code, "incremental", 1))
+    return LoadEstimate(tuple(costs), rate)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds // 60:.0f} min {seconds % 60:.0f} s"
+    return f"{seconds // 3600:.0f} h {seconds % 3600 // 60:.0f} min"
