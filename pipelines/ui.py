@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from pipelines.config import ConfigError, Settings
+from pipelines.failures import fail
 from pipelines.orchestration.instance import PROJECT_WORKSPACE_YAML, dagster_home
 
 DEFAULT_UI_PORT = 3000
@@ -47,8 +48,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = Settings.from_env()
     except ConfigError as exc:
-        print(f"shortinterest ui: {exc}", file=sys.stderr)
-        return 2
+        return fail("shortinterest ui", str(exc), 2)
     home = dagster_home()
     cwd = Path.cwd()
     env = {

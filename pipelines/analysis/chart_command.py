@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from pipelines.analysis.series import read_series
 from pipelines.config import ConfigError, Settings
 from pipelines.crawl.watchlist import normalize_entry
+from pipelines.failures import fail, first_line
 from pipelines.warehouse import create_engine_for, ensure_migrated, mask_url
 from pipelines.warehouse.errors import WarehouseError
 from proto_client.errors import InvalidCodeError
@@ -60,8 +61,7 @@ def run(args: argparse.Namespace) -> int:
     except WarehouseError as exc:
         return _fail(str(exc), EXIT_NO_DATA)
     except sa.exc.SQLAlchemyError as exc:
-        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        return _fail(f"cannot read warehouse {mask_url(engine.url)}: {detail}", EXIT_NO_DATA)
+        return _fail(f"cannot read warehouse {mask_url(engine.url)}: {first_line(exc)}", EXIT_NO_DATA)
     finally:
         engine.dispose()
     empty = [s.code for s in series if not s.dates]
@@ -81,5 +81,4 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _fail(message: str, status: int) -> int:
-    print(f"shortinterest chart: {message}", file=sys.stderr)
-    return status
+    return fail("shortinterest chart", message, status)
