@@ -18,6 +18,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "migrate": ("pipelines.warehouse.command", "upgrade the warehouse schema to the latest version"),
     "load": ("pipelines.crawl.load_command", "crawl short interest for the watchlist into the warehouse"),
     "status": ("pipelines.crawl.status_command", "show per-code load status from the warehouse"),
+    "fetch": (
+        "pipelines.access.fetch_command",
+        "print a live page (or the whole history) of one code",
+    ),
+    "export": ("pipelines.access.export_command", "write stored history as CSV, Parquet or JSON"),
     "demo": ("pipelines.demo", "start the demo gateway, migrate, and run the Dagster job end to end"),
     "ui": ("pipelines.ui", "open the Dagster UI (webserver and daemon) on the demo's instance"),
     "chart": ("pipelines.analysis.chart_command", "draw codes' short interest against the close price as a PNG"),

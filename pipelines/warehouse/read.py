@@ -1,0 +1,96 @@
+"""Stored short-interest history as pandas DataFrames, for analysts who do not write SQL: `market`, `code`,
+`trade_date`, then the vendor's names for the markets read (HK's, then US's), ordered by market, code, date.
+Dtypes are fixed, not inferred per chunk, so every chunk of an export has one schema."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import date
+
+import pandas as pd
+import sqlalchemy as sa
+
+from pipelines.config import Settings
+from pipelines.warehouse.engine import create_engine_for
+from pipelines.warehouse.migrate import ensure_migrated
+from pipelines.warehouse.schema import table_for
+from proto_client.frames import COLUMNS
+from proto_client.security import Market, parse_code
+
+READ_CHUNK_ROWS = 20_000
+_COUNTS = frozenset({"shares_short", "avg_daily_share_volume", "aggregated_short"})
+
+
+def frame_columns(markets: Sequence[Market]) -> list[str]:
+    names = ["market", "code", "trade_date"]
+    for market in markets:
+        names += [c for c in COLUMNS[market] if not c.startswith("timestamp") and c not in names]
+    return names
+
+
+def markets_for(codes: Iterable[str] | None = None, market: Market | str | None = None) -> list[Market]:
+    """The markets a read covers: those of `codes` (all if None), narrowed to `market`; malformed codes raise."""
+    if isinstance(market, str) and market not in Market.__members__:
+        raise ValueError(f"market {market!r} is not one of {', '.join(Market.__members__)}")
+    only = Market[market] if isinstance(market, str) else market
+    wanted = {parse_code(code).market for code in codes} if codes is not None else set(Market)
+    return sorted((m for m in wanted if only is None or m is only), key=lambda m: m.prefix)
+
+
+def _frame(rows: Sequence[Sequence[object]], market: Market, columns: list[str]) -> pd.DataFrame:
+    frame = pd.DataFrame.from_records(rows, columns=[c for c in columns[1:] if c in table_for(market).c])
+    frame.insert(0, "market", market.prefix)
+    dtypes = {c: "Int64" if c in _COUNTS else "float64" for c in columns[3:]}
+    frame = frame.reindex(columns=columns).astype({"market": "str", "code": "str", **dtypes})
+    return frame.assign(trade_date=pd.to_datetime(frame["trade_date"]).astype("datetime64[ns]"))
+
+
+def iter_short_interest_frames(
+    engine: sa.Engine,
+    codes: Iterable[str] | None = None,
+    since: date | str | None = None,
+    until: date | str | None = None,
+    market: Market | str | None = None,
+    *,
+    chunk_rows: int = READ_CHUNK_ROWS,
+) -> Iterator[pd.DataFrame]:
+    """The rows of read_short_interest in frames of at most `chunk_rows` (none when nothing matched), read with a
+    server-side cursor so memory stays flat however many rows there are."""
+    codes = None if codes is None else list(dict.fromkeys(codes))
+    markets = markets_for(codes, market)
+    columns = frame_columns(markets)
+    first, last = (date.fromisoformat(d) if isinstance(d, str) else d for d in (since, until))
+    ensure_migrated(engine)
+    with engine.connect() as conn:
+        for m in markets:
+            table = table_for(m)
+            where = [table.c.trade_date >= first] if first else []
+            where += [table.c.trade_date <= last] if last else []
+            where += [table.c.code.in_([c for c in codes if parse_code(c).market is m])] if codes is not None else []
+            selected = [table.c[c] for c in columns[1:] if c in table.c]
+            query = sa.select(*selected).where(*where).order_by(table.c.code, table.c.trade_date)
+            result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(query)
+            for part in result.partitions():
+                yield _frame(part, m, columns)
+
+
+def read_short_interest(
+    codes: Iterable[str] | None = None,
+    since: date | str | None = None,
+    until: date | str | None = None,
+    market: Market | str | None = None,
+    *,
+    engine: sa.Engine | None = None,
+) -> pd.DataFrame:
+    """Stored rows of `codes` (default all) from `since` to `until` (inclusive), one market or both, from
+    `engine` or else the warehouse at SHORTINTEREST_DATABASE_URL."""
+    codes = None if codes is None else list(codes)
+    source = create_engine_for(Settings.from_env().database_url) if engine is None else engine
+    try:
+        frames = list(iter_short_interest_frames(source, codes, since, until, market))
+    finally:
+        if engine is None:
+            source.dispose()
+    if not frames:
+        return _frame([], Market.HK, frame_columns(markets_for(codes, market)))
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
