@@ -9,6 +9,7 @@ outside 1..50) this one refuses it locally, naming the bad value, and spends no 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from types import TracebackType
 
@@ -31,9 +32,10 @@ Result = tuple[int, pd.DataFrame, pd.DataFrame] | tuple[int, str, None]
 class OpenQuoteContext:
     """A quote context serving `get_short_interest`; open it as a context manager or call `close()`.
 
-    The connection opens on the first request. `throttle`, if given, is called before every
-    short-interest request (pipelines.access.live builds one from OPEND_RATE_LIMIT or the warehouse's
-    shared limiter).
+    The connection opens on the first request. For a gateway configured with an RSA key, pass the same key
+    file as `rsa_key_file` (futu-api's `is_encrypt=True` with `SysConfig.set_init_rsa_file`). `throttle`, if
+    given, is called before every short-interest request (pipelines.access.live builds one from
+    OPEND_RATE_LIMIT or the warehouse's shared limiter).
     """
 
     def __init__(
@@ -42,14 +44,22 @@ class OpenQuoteContext:
         port: int = 11111,
         is_encrypt: bool | None = None,
         *,
+        rsa_key_file: str | os.PathLike[str] | None = None,
         throttle: Callable[[], object] | None = None,
         connect_timeout: float = 5.0,
         reply_timeout: float = 15.0,
     ) -> None:
-        if is_encrypt:
-            raise ValueError("is_encrypt=True: this client talks to gateways without an RSA key only")
+        if is_encrypt and rsa_key_file is None:
+            raise ValueError("is_encrypt=True needs the gateway's RSA key: pass rsa_key_file=PATH")
+        if is_encrypt is False and rsa_key_file is not None:
+            raise ValueError(f"is_encrypt=False contradicts rsa_key_file={str(rsa_key_file)!r}")
         self._client = OpenDClient(
-            host, port, connect_timeout=connect_timeout, reply_timeout=reply_timeout, throttle=throttle
+            host,
+            port,
+            connect_timeout=connect_timeout,
+            reply_timeout=reply_timeout,
+            throttle=throttle,
+            rsa_key_file=rsa_key_file,
         )
 
     def __repr__(self) -> str:

@@ -15,7 +15,7 @@ import pytest
 from proto_client import frames
 from proto_client.records import END_OF_DATA, HkShortInterestRow, ShortInterestRow
 from proto_client.simulator.demo_data import rows_for
-from tests.support.futu_api import official_futu
+from tests.support.futu_api import futu_encrypting, official_futu
 from tests.support.gateway import GatewayProcess, start_gateway
 from tests.support.rsa_keys import make_key
 
@@ -120,26 +120,19 @@ def test_futu_global_state(futu: Any, quote_ctx: Any) -> None:
 
 
 @pytest.fixture
-def futu_encrypting(futu: Any, tmp_path: Path) -> Iterator[tuple[Any, Path]]:
+def futu_encrypted(futu: Any, tmp_path: Path) -> Iterator[tuple[Any, Path]]:
     """futu-api switched to encrypted links with a fresh key; its process-wide settings restored afterwards."""
     key = make_key(tmp_path / "opend_rsa.pem")
-    config, rsa = futu.SysConfig, futu.common.sys_config.RsaCrypt
-    saved = (config.IS_PROTO_ENCRYPT, config.INIT_RSA_FILE, config.RSA_OBJ, rsa.CHIPPER)
-    config.enable_proto_encrypt(True)
-    config.set_init_rsa_file(str(key))
-    rsa.CHIPPER = None  # futu-api caches the cipher of the first key it read
-    try:
+    with futu_encrypting(futu, key):
         yield futu, key
-    finally:
-        config.IS_PROTO_ENCRYPT, config.INIT_RSA_FILE, config.RSA_OBJ, rsa.CHIPPER = saved
 
 
 @pytest.mark.parametrize("extra", [[], ["--aes", "ecb"], ["--opaque-keys", "--notify-every", "1"]])
 def test_futu_pages_through_the_encrypting_gateway(
-    futu_encrypting: tuple[Any, Path], gateway_factory: Callable[..., GatewayProcess], extra: list[str]
+    futu_encrypted: tuple[Any, Path], gateway_factory: Callable[..., GatewayProcess], extra: list[str]
 ) -> None:
     """futu-api's own encryption (PyCryptodome, AES-CBC or OpenD's FTAES-ECB) reads the simulator's links."""
-    futu, key = futu_encrypting
+    futu, key = futu_encrypted
     gw = gateway_factory("--rate", "off", "--as-of", AS_OF.isoformat(), "--rsa-key", str(key), *extra)
     ctx = futu.OpenQuoteContext(host=gw.host, port=gw.port)
     try:

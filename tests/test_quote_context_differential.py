@@ -6,8 +6,9 @@ index, NaN included) and equal attrs, for every kind of answer the call can give
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -19,8 +20,9 @@ from proto_client.messages import parse_short_interest_reply
 from proto_client.pb import qot_get_short_interest_pb2
 from proto_client.records import END_OF_DATA
 from proto_client.simulator.demo_data import rows_for
-from tests.support.futu_api import official_futu
+from tests.support.futu_api import futu_encrypting, official_futu
 from tests.support.gateway import GatewayProcess, start_gateway
+from tests.support.rsa_keys import make_key
 
 AS_OF = date(2026, 4, 30)
 EARLY = date(2019, 12, 1)  # HK.09988 listed on 2019-11-26: one report by then
@@ -51,9 +53,10 @@ def early_gw() -> Iterator[GatewayProcess]:
 class Pair:
     """The official context and ours on the same gateway; `call` runs both and checks they agree."""
 
-    def __init__(self, futu: Any, gateway: GatewayProcess) -> None:
-        self.theirs = futu.OpenQuoteContext(host=gateway.host, port=gateway.port, is_encrypt=False)
-        self.ours = OpenQuoteContext(host=gateway.host, port=gateway.port)
+    def __init__(self, futu: Any, gateway: GatewayProcess, rsa_key_file: Path | None = None) -> None:
+        encrypt = rsa_key_file is not None
+        self.theirs = futu.OpenQuoteContext(host=gateway.host, port=gateway.port, is_encrypt=encrypt)
+        self.ours = OpenQuoteContext(gateway.host, gateway.port, is_encrypt=encrypt, rsa_key_file=rsa_key_file)
 
     def close(self) -> None:
         self.theirs.close()
@@ -230,3 +233,30 @@ def test_absent_values_become_what_the_official_frames_hold(
     for our_df, their_df in zip(ours, _official_frames(futu, code, body), strict=True):
         pd.testing.assert_frame_equal(our_df, their_df, check_exact=True)
         assert our_df.attrs == their_df.attrs
+
+
+@pytest.mark.parametrize("extra", [[], ["--aes", "ecb"]])
+def test_through_an_encrypting_gateway_with_opaque_keys(
+    futu: Any, gateway_factory: Callable[..., GatewayProcess], tmp_path: Path, extra: list[str]
+) -> None:
+    key = make_key(tmp_path / "opend_rsa.pem")
+    gateway = gateway_factory(
+        "--rate", "off", "--as-of", AS_OF.isoformat(), "--rsa-key", str(key), "--opaque-keys", *extra
+    )
+    with futu_encrypting(futu, key):
+        both = Pair(futu, gateway, key)
+        try:
+            next_key: str | None = None
+            while next_key != END_OF_DATA:
+                us_df, _ = both.call("US.AAPL", next_key=next_key, num=50)
+                next_key = us_df.attrs["next_key"]
+            assert len(both.ours.get_short_interest_history("HK.00700")) == len(rows_for("HK.00700", AS_OF))
+        finally:
+            both.close()
+
+
+def test_encryption_options_must_agree(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="rsa_key_file"):
+        OpenQuoteContext(is_encrypt=True)
+    with pytest.raises(ValueError, match="contradicts"):
+        OpenQuoteContext(is_encrypt=False, rsa_key_file=tmp_path / "key.pem")

@@ -23,11 +23,13 @@ import sqlalchemy as sa
 
 from pipelines.access.export_formats import FORMATS, ChunkWriter, CsvWriter, JsonWriter, ParquetWriter
 from pipelines.config import ConfigError, Settings
+from pipelines.failures import fail, first_line
 from pipelines.warehouse import WarehouseError, create_engine_for, mask_url
 from pipelines.warehouse.read import iter_short_interest_frames
 from proto_client.errors import InvalidCodeError
 from proto_client.security import parse_code
 
+COMMAND = "shortinterest export"
 EXIT_NOTHING = 1  # nothing matched, or the warehouse cannot be read
 EXIT_USAGE = 2  # bad codes, dates or output path: nothing was queried
 
@@ -66,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         settings = Settings.from_env()
         engine = create_engine_for(settings.database_url)
     except (ExportError, ConfigError, WarehouseError) as exc:
-        return _fail(str(exc), EXIT_USAGE)
+        return fail(COMMAND, str(exc), EXIT_USAGE)
     try:
         with _destination(args.output) as (stream, path):
             writer = _writer(args.format, stream, path)
@@ -80,16 +82,15 @@ def run(args: argparse.Namespace) -> int:
             if rows == 0:
                 raise ExportError(f"nothing matched {_request(codes, args.since, args.until)} in the warehouse")
     except ExportError as exc:
-        return _fail(str(exc), EXIT_NOTHING)
+        return fail(COMMAND, str(exc), EXIT_NOTHING)
     except BrokenPipeError:
         # The reader of stdout stopped early (`| head`): nothing to report; keep Python from complaining at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_NOTHING
     except OSError as exc:
-        return _fail(f"cannot write {args.output or 'to stdout'}: {exc.strerror or exc}", EXIT_USAGE)
+        return fail(COMMAND, f"cannot write {args.output or 'to stdout'}: {exc.strerror or exc}", EXIT_USAGE)
     except (WarehouseError, sa.exc.SQLAlchemyError) as exc:
-        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        return _fail(f"cannot read the warehouse {mask_url(engine.url)}: {detail}", EXIT_NOTHING)
+        return fail(COMMAND, f"cannot read the warehouse {mask_url(engine.url)}: {first_line(exc)}", EXIT_NOTHING)
     finally:
         engine.dispose()
     missing = [code for code in codes if code not in found]
@@ -144,8 +145,3 @@ def _writer(fmt: str, stream: IO[str] | None, path: Path | None) -> ChunkWriter:
         return ParquetWriter(path)
     assert stream is not None
     return CsvWriter(stream) if fmt == "csv" else JsonWriter(stream)
-
-
-def _fail(message: str, status: int) -> int:
-    print(f"shortinterest export: {message}", file=sys.stderr)
-    return status

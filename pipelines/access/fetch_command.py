@@ -17,12 +17,14 @@ import sqlalchemy as sa
 
 from pipelines.access.live import quote_context
 from pipelines.config import ConfigError, Settings
+from pipelines.failures import fail
 from pipelines.warehouse import WarehouseError, create_engine_for, ensure_migrated
 from proto_client.errors import InvalidCodeError, OpenDError
 from proto_client.messages import MAX_PAGE_SIZE
 from proto_client.quote_context import DEFAULT_NUM, RET_OK
 from proto_client.security import parse_code
 
+COMMAND = "shortinterest fetch"
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
@@ -57,13 +59,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         security = parse_code(args.code)
     except InvalidCodeError as exc:
-        return _fail(str(exc), EXIT_USAGE)
+        return fail(COMMAND, str(exc), EXIT_USAGE)
     if args.all and (args.num is not None or args.next_key is not None):
-        return _fail("--all reads every page at 50 rows a request: drop --num and --next-key", EXIT_USAGE)
+        return fail(COMMAND, "--all reads every page at 50 rows a request: drop --num and --next-key", EXIT_USAGE)
     try:
         settings = Settings.from_env()
     except ConfigError as exc:
-        return _fail(str(exc), EXIT_USAGE)
+        return fail(COMMAND, str(exc), EXIT_USAGE)
     engine = _ready_warehouse(settings)
     try:
         with quote_context(settings, engine) as ctx:
@@ -72,11 +74,11 @@ def run(args: argparse.Namespace) -> int:
             else:
                 ret, us_df, hk_df = ctx.get_short_interest(security.code, args.next_key, args.num)
                 if ret != RET_OK:
-                    return _fail(f"{security.code}: {us_df}", EXIT_FAILED)
+                    return fail(COMMAND, f"{security.code}: {us_df}", EXIT_FAILED)
                 frame = hk_df if security.market.prefix == "HK" else us_df
                 next_key = frame.attrs["next_key"]
     except OpenDError as exc:
-        return _fail(f"{security.code}: {exc}", EXIT_FAILED)
+        return fail(COMMAND, f"{security.code}: {exc}", EXIT_FAILED)
     finally:
         if engine is not None:
             engine.dispose()
@@ -113,8 +115,3 @@ def _print(frame: pd.DataFrame, next_key: str, code: str, fmt: str) -> None:
         rows = json.loads(frame.to_json(orient="records"))
         json.dump({"code": code, "next_key": next_key, "rows": rows}, out, indent=1)
         print(file=out)
-
-
-def _fail(message: str, status: int) -> int:
-    print(f"shortinterest fetch: {message}", file=sys.stderr)
-    return status

@@ -25,3 +25,17 @@ def official_futu(home: Path) -> Iterator[Any]:
             os.environ.pop("HOME", None)
         else:
             os.environ["HOME"] = saved
+
+
+@contextmanager
+def futu_encrypting(futu: Any, key: Path) -> Iterator[None]:
+    """futu-api switched to encrypted links with `key`; its process-wide settings restored afterwards."""
+    config, rsa = futu.SysConfig, futu.common.sys_config.RsaCrypt
+    saved = (config.IS_PROTO_ENCRYPT, config.INIT_RSA_FILE, config.RSA_OBJ, rsa.CHIPPER)
+    config.enable_proto_encrypt(True)
+    config.set_init_rsa_file(str(key))
+    rsa.CHIPPER = None  # futu-api caches the cipher of the first key it read
+    try:
+        yield
+    finally:
+        config.IS_PROTO_ENCRYPT, config.INIT_RSA_FILE, config.RSA_OBJ, rsa.CHIPPER = saved
