@@ -79,7 +79,8 @@ class RequestError(OpenDError):
 
 
 class InvalidCodeError(ValueError):
-    """A security code that is not `US.<symbol>` or `HK.<5 digits>`; the message names the code."""
+    """A security code that is not `US.<symbol>` or `HK.<5 digits>` (inputs pad 1 to 5 digits to five); the
+    message names the code."""
 
     def __init__(self, code: object, reason: str) -> None:
         self.code = code

@@ -37,6 +37,8 @@ class Market(Enum):
 KNOWN_UNSUPPORTED_MARKETS = frozenset({"SH", "SZ", "SG", "JP", "MY", "AU", "CA", "FX"})
 
 _HK_SYMBOL = re.compile(r"\d{5}")
+# The one wording of the HK rule: inputs (watchlist, command line) pad short numbers, the wire form is padded.
+HK_CODE_RULE = "HK codes are 1 to 5 digits, zero-padded to five (HK.700 is HK.00700)"
 # US tickers: letters, optionally a class suffix (BRK.B) or a dash; at most 10 characters.
 _US_SYMBOL = re.compile(r"[A-Z][A-Z0-9]{0,9}(?:[.-][A-Z0-9]{1,4})?")
 
@@ -76,7 +78,8 @@ def parse_code(code: object) -> Security:
     except KeyError:
         raise InvalidCodeError(code, f"unknown market {prefix!r}; only HK and US are supported") from None
     if market is Market.HK and not _HK_SYMBOL.fullmatch(symbol):
-        raise InvalidCodeError(code, "HK codes are exactly five digits, e.g. HK.00700")
+        padded = f": write HK.{symbol.zfill(5)}" if symbol.isdigit() and len(symbol) < 5 else ""
+        raise InvalidCodeError(code, HK_CODE_RULE + padded)
     if market is Market.US and not _US_SYMBOL.fullmatch(symbol):
         raise InvalidCodeError(code, "US codes are an upper-case ticker, e.g. US.AAPL or US.BRK.B")
     return Security(market, symbol)

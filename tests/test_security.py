@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from proto_client.errors import InvalidCodeError
-from proto_client.security import Market, Security, parse_code
+from proto_client.security import HK_CODE_RULE, Market, Security, parse_code
 
 
 @pytest.mark.parametrize(
@@ -34,9 +34,9 @@ def test_accepts_supported_codes(code: str, market: Market, symbol: str) -> None
         ("SH.600000", "not supported"),
         ("SZ.000001", "not supported"),
         ("XX.1", "unknown market"),
-        ("HK.700", "five digits"),
-        ("HK.007000", "five digits"),
-        ("HK.0070A", "five digits"),
+        ("HK.700", f"{HK_CODE_RULE}: write HK.00700"),
+        ("HK.007000", HK_CODE_RULE),
+        ("HK.0070A", HK_CODE_RULE),
         (" US.AAPL", "whitespace"),
         ("US.AAPL ", "whitespace"),
         ("US.AA PL", "whitespace"),

@@ -76,7 +76,7 @@ codes:
         "entry 2 'AAPL': has no market prefix",
         "entry 3 'SH.600519': market SH is not supported",
         "entry 4 'XX.FOO': unknown market 'XX'",
-        "entry 5 'HK.ABCDE': HK codes are exactly five digits",
+        "entry 5 'HK.ABCDE': HK codes are 1 to 5 digits, zero-padded to five",
         "entry 6 700: is a number",
         "entry 7 {'US.MSFT': 1}: is a mapping",
         "entry 8 ['US.TSLA']: is a list",
@@ -86,7 +86,7 @@ codes:
         "entry 12 '': is blank",
         "entry 13 None: is empty",
         "entry 14 True: is a true/false value",
-        "entry 15 'HK.1234567': HK codes are exactly five digits",
+        "entry 15 'HK.1234567': HK codes are 1 to 5 digits, zero-padded to five",
     ):
         assert expected in message, expected
 
