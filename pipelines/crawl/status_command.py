@@ -1,14 +1,15 @@
 """`shortinterest status`: per code, what the warehouse holds and how its last load went.
 
-Lists the watchlist's codes (so a code that never loaded shows up as such) and any other code found in
-the warehouse (so a code dropped from the watchlist is not forgotten).
+Lists the watchlist's codes (so a code that never loaded shows up as such), then apart the other codes
+found in the warehouse (so a code dropped from the watchlist is not forgotten, and its old errors do not
+mix with the watchlist's). `--prune` forgets those codes' crawl state; their rows stay.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime
+from datetime import date, datetime
 
 import sqlalchemy as sa
 
@@ -20,6 +21,7 @@ from pipelines.warehouse import (
     CrawlState,
     create_engine_for,
     ensure_migrated,
+    forget_crawl_states,
     list_crawl_states,
     mask_url,
     newest_trade_date,
@@ -31,6 +33,11 @@ COMMAND = "shortinterest status"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--prune",
+        action="store_true",
+        help="forget the crawl state (last load, errors, cursor) of codes no longer in the watchlist; rows stay",
+    )
     parser.epilog = "Reads SHORTINTEREST_DATABASE_URL and SHORTINTEREST_WATCHLIST; sends nothing to the gateway."
 
 
@@ -44,9 +51,16 @@ def run(args: argparse.Namespace) -> int:
     try:
         watchlist_codes = load_watchlist(settings.watchlist_path).codes
     except WatchlistError as exc:
+        if args.prune:
+            return fail(COMMAND, f"{exc}\nnothing was pruned: the watchlist says which codes to keep", 2)
         print(f"{COMMAND}: warning: {exc}", file=sys.stderr)
     try:
         ensure_migrated(engine)
+        if args.prune:
+            with engine.begin() as conn:
+                dropped = {state.code for state in list_crawl_states(conn)} - set(watchlist_codes)
+                forgotten = forget_crawl_states(conn, dropped)
+            print(f"forgot the crawl state of {forgotten} code(s) no longer in the watchlist; their rows stay")
         with engine.connect() as conn:
             states = {state.code: state for state in list_crawl_states(conn)}
             counts = row_counts(conn)
@@ -60,6 +74,25 @@ def run(args: argparse.Namespace) -> int:
         engine.dispose()
 
     watched = set(watchlist_codes)
+    print(f"warehouse {mask_url(engine.url)}, watchlist {settings.watchlist_path}")
+    print(_table([c for c in codes if c in watched], states, newest, counts))
+    errors = [s for s in (states.get(c) for c in codes if c in watched) if s is not None and s.last_error]
+    if errors:
+        print("\nlast errors:")
+        for state in errors:
+            print(f"  {state.code} ({_when(state.last_error_at)}): {state.last_error}")
+    others = [c for c in codes if c not in watched]
+    if others:
+        print(f"\nnot in the watchlist ({len(others)}):")
+        print(_table(others, states, newest, counts))
+        if any(code in states for code in others):
+            print(f"`{COMMAND} --prune` forgets their crawl state; their rows stay")
+    return 0
+
+
+def _table(
+    codes: list[str], states: dict[str, CrawlState], newest: dict[str, date | None], counts: dict[str, int]
+) -> str:
     rows = []
     for code in codes:
         state = states.get(code)
@@ -67,7 +100,6 @@ def run(args: argparse.Namespace) -> int:
         rows.append(
             [
                 code,
-                "yes" if code in watched else "no",
                 newest_date.isoformat() if newest_date else "-",
                 counts.get(code, 0),
                 _when(state.last_success_at if state else None),
@@ -75,15 +107,8 @@ def run(args: argparse.Namespace) -> int:
                 _condition(state),
             ]
         )
-    print(f"warehouse {mask_url(engine.url)}, watchlist {settings.watchlist_path}")
-    headers = ["code", "watchlist", "newest trade date", "rows", "last load", "last attempt", "state"]
-    print(format_table(headers, rows, right=[3]))
-    errors = [s for s in (states.get(c) for c in codes) if s is not None and s.last_error]
-    if errors:
-        print("\nlast errors:")
-        for state in errors:
-            print(f"  {state.code} ({_when(state.last_error_at)}): {state.last_error}")
-    return 0
+    headers = ["code", "newest trade date", "rows", "last load", "last attempt", "state"]
+    return format_table(headers, rows, right=[2])
 
 
 def _when(moment: datetime | None) -> str:

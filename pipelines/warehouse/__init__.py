@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipelines.warehouse.crawl_state import (
     CrawlState,
+    forget_crawl_states,
     get_crawl_state,
     list_crawl_states,
     mark_attempt,
@@ -44,6 +45,7 @@ __all__ = [
     "create_engine_for",
     "current_revision",
     "ensure_migrated",
+    "forget_crawl_states",
     "get_crawl_state",
     "head_revision",
     "hk_short_interest",

@@ -5,6 +5,7 @@ Every function works inside the caller's transaction, so progress is recorded at
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -42,6 +43,14 @@ def get_crawl_state(conn: sa.Connection, code: str) -> CrawlState | None:
 def list_crawl_states(conn: sa.Connection) -> list[CrawlState]:
     rows = conn.execute(sa.select(crawl_state).order_by(crawl_state.c.code))
     return [CrawlState(**row._mapping) for row in rows]
+
+
+def forget_crawl_states(conn: sa.Connection, codes: Iterable[str]) -> int:
+    """Delete the crawl state of `codes` (their rows stay); returns how many states there were."""
+    wanted = sorted(set(codes))
+    if not wanted:
+        return 0
+    return conn.execute(sa.delete(crawl_state).where(crawl_state.c.code.in_(wanted))).rowcount
 
 
 def mark_attempt(conn: sa.Connection, code: str) -> None:
