@@ -33,7 +33,7 @@ TARGET_RATIO = 0.5
 AS_OF = "2026-05-01"
 
 
-def _summary(samples: Sequence[float]) -> dict[str, float]:
+def latency_summary(samples: Sequence[float]) -> dict[str, float]:
     ordered = sorted(samples)
     return {
         "median_ms": statistics.median(ordered) * 1000,
@@ -43,7 +43,7 @@ def _summary(samples: Sequence[float]) -> dict[str, float]:
     }
 
 
-def _timed(call: Callable[[], object]) -> float:
+def timed(call: Callable[[], object]) -> float:
     start = time.perf_counter()
     call()
     return time.perf_counter() - start
@@ -89,9 +89,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
                     code = codes[i % len(codes)]
                     ask_ours = lambda code=code: client.get_short_interest_page(code, num=50)  # noqa: E731
                     if i % 2:  # alternate who goes first, so neither always follows the other's leftovers
-                        their_time, our_time = _timed(_futu_page(ctx, code)), _timed(ask_ours)
+                        their_time, our_time = timed(_futu_page(ctx, code)), timed(ask_ours)
                     else:
-                        our_time, their_time = _timed(ask_ours), _timed(_futu_page(ctx, code))
+                        our_time, their_time = timed(ask_ours), timed(_futu_page(ctx, code))
                     if i >= args.warmup:
                         ours.append(our_time)
                         theirs.append(their_time)
@@ -100,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     finally:
         gateway.stop()
 
-    our_summary, their_summary = _summary(ours), _summary(theirs)
+    our_summary, their_summary = latency_summary(ours), latency_summary(theirs)
     ratio = our_summary["median_ms"] / their_summary["median_ms"]
     result: dict[str, object] = {
         "benchmark": "client_latency",

@@ -96,6 +96,20 @@ def _client_latency(r: dict) -> list[Figure]:
     ]
 
 
+def _encryption_latency(r: dict) -> list[Figure]:
+    plain = r["links"]["plain"]["median_ms"]
+    return [
+        Figure(
+            f"latency added by encryption, {mode} (median)",
+            f"{added:+.3f} ms a request ({r['links'][mode]['median_ms']:.2f} vs {plain:.2f} ms plain, ratio "
+            f"{r['ratio_median'][mode]:.2f}); cipher work alone {r['cipher_work_ms'][mode]:.3f} ms, both ends",
+            f"<= {r['target_added_ms']} ms",
+            added <= r["target_added_ms"],
+        )
+        for mode, added in r["added_median_ms"].items()
+    ]
+
+
 def _dagster_overhead(r: dict) -> list[Figure]:
     return [
         Figure(
@@ -113,6 +127,7 @@ BENCHMARKS: dict[str, tuple[str, str, Callable[[dict], list[Figure]]]] = {
     "requests_per_code": ("requests_per_code.py", "requests_per_code.json", _requests_per_code),
     "upsert_throughput": ("upsert_throughput.py", "upsert_throughput.json", _upsert),
     "client_latency": ("client_latency.py", "client_latency.json", _client_latency),
+    "encryption_latency": ("encryption_latency.py", "encryption_latency.json", _encryption_latency),
     "dagster_overhead": ("dagster_overhead.py", "dagster_overhead.json", _dagster_overhead),
 }
 
