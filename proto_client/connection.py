@@ -7,7 +7,6 @@ stream is buffered so a typical reply costs one recv, which keeps the request pa
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import socket
 import time
@@ -45,10 +44,6 @@ _SERIAL_MASK = 0xFFFFFFFF
 
 class ConnectionDropped(GatewayConnectionError):
     """The peer was gone before any byte of the awaited reply arrived, so the request is safe to resend."""
-
-
-class _PlainFrame(ProtocolError):
-    """A frame whose body is its own SHA-1's plain text although the link is encrypted."""
 
 
 def start_gateway_hint(host: str, port: int) -> str:
@@ -126,12 +121,6 @@ class Connection:
         try:
             reply = self.request(PROTO_INIT_CONNECT, init_connect_request(client_id, packet_enc_algo=algo), timeout)
             info = parse_init_connect_reply(reply.body)
-        except _PlainFrame as exc:
-            raise EncryptionError(
-                f"gateway at {endpoint} answered the encrypted InitConnect in the clear: it has no RSA key "
-                f"configured, but OPEND_RSA_KEY_FILE={str(rsa_key.path) if rsa_key else ''!r} asks for encryption; "
-                "unset OPEND_RSA_KEY_FILE, or configure OpenD with the same key"
-            ) from exc
         except (ConnectionDropped, ProtocolError) as exc:
             dropped = isinstance(exc, ConnectionDropped)
             what = "closed the connection" if dropped else f"sent an unreadable reply ({exc})"
@@ -153,9 +142,7 @@ class Connection:
                 else f"check that OpenD uses the RSA key in OPEND_RSA_KEY_FILE={str(rsa_key.path)!r}"
             )
             raise ReplyTimeoutError(f"{exc} during InitConnect; {hint}") from exc
-        if rsa_key is None:
-            self._encrypt = self._decrypt = None
-        else:
+        if rsa_key is not None:
             cipher = PacketCipher(info.aes_key, info.aes_iv)
             self._encrypt, self._decrypt = cipher.encrypt, cipher.decrypt
             self.encryption = cipher.mode
@@ -249,14 +236,7 @@ class Connection:
         self._fill(end, proto_id, deadline, wait, True)
         body = bytes(self._buf[HEADER_SIZE:end])
         del self._buf[:end]
-        if self._decrypt is None:
-            return verify_body(header, body)
-        try:
-            return verify_body(header, body, self._decrypt)
-        except ProtocolError:
-            if hashlib.sha1(body).digest() == header.body_sha1:
-                raise _PlainFrame(f"proto {header.proto_id} frame in the clear on an encrypted link") from None
-            raise
+        return verify_body(header, body, self._decrypt)
 
     def _fill(self, size: int, proto_id: int, deadline: float, wait: float, started: bool) -> None:
         buf = self._buf
