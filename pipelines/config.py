@@ -4,6 +4,7 @@ OPEND_HOST                  gateway host (default 127.0.0.1)
 OPEND_PORT                  gateway port (default 11111)
 OPEND_RATE_LIMIT            REQUESTS/SECONDS allowed per account for the short-interest API (default 30/30)
 OPEND_REPLY_TIMEOUT         seconds to wait for a reply before dropping the connection and retrying (default 15)
+OPEND_RSA_KEY_FILE          PEM RSA private key OpenD is configured with: encrypts the link (default: unset, plain)
 SHORTINTEREST_DATABASE_URL  SQLAlchemy URL of the warehouse (default sqlite:///.shortinterest/warehouse.db)
 SHORTINTEREST_WATCHLIST     path of the YAML watchlist (default: the packaged demo watchlist.yaml)
 """
@@ -55,6 +56,8 @@ class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     watchlist_path: Path = PACKAGED_WATCHLIST
     reply_timeout: float = DEFAULT_REPLY_TIMEOUT
+    # Read by the client when it is built, so a bad key file is refused naming its path before any request.
+    rsa_key_file: Path | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.opend_port < 65536:
@@ -81,4 +84,5 @@ class Settings:
             database_url=env.get("SHORTINTEREST_DATABASE_URL") or DEFAULT_DATABASE_URL,
             watchlist_path=Path(env.get("SHORTINTEREST_WATCHLIST") or PACKAGED_WATCHLIST),
             reply_timeout=parse_reply_timeout(timeout_text) if timeout_text is not None else DEFAULT_REPLY_TIMEOUT,
+            rsa_key_file=Path(env["OPEND_RSA_KEY_FILE"]) if env.get("OPEND_RSA_KEY_FILE") else None,
         )

@@ -14,6 +14,7 @@ def test_defaults() -> None:
     assert s.database_url.startswith("sqlite:///")
     assert s.watchlist_path == PACKAGED_WATCHLIST
     assert s.reply_timeout == 15.0
+    assert s.rsa_key_file is None
 
 
 def test_values_from_environment() -> None:
@@ -25,9 +26,11 @@ def test_values_from_environment() -> None:
             "SHORTINTEREST_DATABASE_URL": "postgresql://u@h/db",
             "SHORTINTEREST_WATCHLIST": "/etc/si/watch.yaml",
             "OPEND_REPLY_TIMEOUT": "2.5",
+            "OPEND_RSA_KEY_FILE": "/etc/si/opend_rsa.pem",
         }
     )
     assert s.reply_timeout == 2.5
+    assert s.rsa_key_file == Path("/etc/si/opend_rsa.pem")
     assert (s.opend_host, s.opend_port, s.rate_limit) == ("10.0.0.5", 22222, RateLimit(6, 3.0))
     assert s.database_url == "postgresql://u@h/db"
     assert s.watchlist_path == Path("/etc/si/watch.yaml")

@@ -12,6 +12,7 @@ from pipelines.warehouse import create_engine_for, save_cursor
 from proto_client.simulator.demo_data import rows_for
 from tests.support.gateway import GatewayProcess
 from tests.support.loader import loader_env, migrate, requests_by_code, run_load
+from tests.support.rsa_keys import make_key
 from tests.support.warehouse_check import (
     PAGE_SIZE,
     assert_crawl_completed,
@@ -94,3 +95,29 @@ def test_a_gateway_not_logged_in_fails_the_whole_load_at_once(
     assert result.stderr.count("not logged in to the quote server") == 1, result.output
     assert "nothing was loaded" in result.stderr and "Traceback" not in result.stderr
     assert not stats_file.exists(), "a short-interest request was sent to a gateway not logged in"
+
+
+def test_opend_rsa_key_file_encrypts_the_load_and_every_mismatch_is_named(
+    gateway_factory: Callable[..., GatewayProcess], postgres_url: str, tmp_path: Path
+) -> None:
+    key = make_key(tmp_path / "opend_rsa.pem")
+    gw = gateway_factory("--rate", "off", "--as-of", AS_OF.isoformat(), "--rsa-key", str(key), "--aes", "ecb")
+    migrate(postgres_url)
+    env = loader_env(gw, postgres_url)
+
+    for client_key, status, expected in [
+        (None, 1, "set OPEND_RSA_KEY_FILE"),
+        (make_key(tmp_path / "other_rsa.pem"), 1, "OPEND_RSA_KEY_FILE="),
+        (tmp_path / "missing.pem", 2, f"OPEND_RSA_KEY_FILE: RSA key file '{tmp_path / 'missing.pem'}' does not exist"),
+    ]:
+        result = run_load({**env, "OPEND_RSA_KEY_FILE": str(client_key or "")}, tmp_path, *CODES)
+        assert result.returncode == status, result.output
+        assert expected in result.stderr, result.output
+        assert status == 2 or "encrypt" in result.stderr, result.output
+        assert "is OpenD running" not in result.stderr and "Traceback" not in result.stderr, result.output
+
+    key.chmod(0o640)  # readable by the group: loads, with a warning naming the file
+    result = run_load({**env, "OPEND_RSA_KEY_FILE": str(key)}, tmp_path, *CODES)
+    assert result.returncode == 0, result.output
+    assert f"RSA key file {key} can be read by other users" in result.stderr
+    assert_warehouse_matches_gateway(postgres_url, CODES, AS_OF)

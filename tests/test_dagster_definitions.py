@@ -21,6 +21,7 @@ VARIABLES = (
     "OPEND_PORT",
     "OPEND_RATE_LIMIT",
     "OPEND_REPLY_TIMEOUT",
+    "OPEND_RSA_KEY_FILE",
     "SHORTINTEREST_DATABASE_URL",
     "SHORTINTEREST_WATCHLIST",
 )
@@ -90,6 +91,7 @@ def test_resources_read_the_documented_environment(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("OPEND_PORT", "12000")
     monkeypatch.setenv("OPEND_RATE_LIMIT", "20/30")
     monkeypatch.setenv("OPEND_REPLY_TIMEOUT", "5")
+    monkeypatch.setenv("OPEND_RSA_KEY_FILE", "/etc/shortinterest/opend_rsa.pem")
     monkeypatch.setenv("SHORTINTEREST_DATABASE_URL", "postgresql://etl@db/warehouse")
     monkeypatch.setenv("SHORTINTEREST_WATCHLIST", "/etc/shortinterest/watchlist.yaml")
     configured = build_definitions().resources
@@ -99,6 +101,7 @@ def test_resources_read_the_documented_environment(monkeypatch: pytest.MonkeyPat
     assert (gateway.host, gateway.port) == (dg.EnvVar("OPEND_HOST"), dg.EnvVar.int("OPEND_PORT"))
     # Typed values are parsed when the definitions load.
     assert (gateway.rate_limit, gateway.reply_timeout) == (RateLimitConfig(requests=20, seconds=30.0), 5.0)
+    assert gateway.rsa_key_file == dg.EnvVar("OPEND_RSA_KEY_FILE")
     assert isinstance(configured["warehouse"], WarehouseResource)
     assert configured["warehouse"].database_url == dg.EnvVar("SHORTINTEREST_DATABASE_URL")
     assert isinstance(configured["watchlist"], WatchlistResource)

@@ -354,6 +354,7 @@ def open_crawler(
             settings.opend_port,
             reply_timeout=settings.reply_timeout,
             throttle=limiter.acquire,
+            rsa_key_file=settings.rsa_key_file,
             check_quote_login=True,
         ) as client:
             yield Crawler(engine, client, limiter, retry=retry, on_event=on_event)

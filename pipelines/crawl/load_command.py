@@ -35,7 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--full", action="store_true", help="re-read every page of history instead of only what is new")
     parser.epilog = (
-        "Gateway: OPEND_HOST/OPEND_PORT; rate limit: OPEND_RATE_LIMIT (shared by all loads on one warehouse); "
+        "Gateway: OPEND_HOST/OPEND_PORT (encrypted link: OPEND_RSA_KEY_FILE); rate limit: OPEND_RATE_LIMIT (shared by "
+        "all loads on one warehouse); "
         "warehouse: SHORTINTEREST_DATABASE_URL; watchlist: SHORTINTEREST_WATCHLIST."
     )
 

@@ -38,7 +38,8 @@ from pipelines.orchestration.quality import market_today
 from pipelines.orchestration.resources import GatewayResource, WarehouseResource
 from pipelines.warehouse.errors import WarehouseError
 from pipelines.warehouse.schema import table_for
-from proto_client.errors import GatewayConnectionError
+from proto_client.encryption import KeyFileError
+from proto_client.errors import GatewayConnectionError, QuoteLoginError
 from proto_client.security import Market
 
 GROUP = "short_interest"
@@ -172,9 +173,12 @@ def _load(
                 metadata = code_metadata(outcome, preview, row_count(conn, load.table, outcome.code), load.schema)
                 conn.rollback()  # end the read so the next code's writes never wait on it (SQLite)
                 yield dg.AssetMaterialization(asset_key=load.key, partition=outcome.code, metadata=metadata)
-    except (ConfigError, GatewayConnectionError, WarehouseError) as exc:
+    except (ConfigError, KeyFileError, GatewayConnectionError, WarehouseError) as exc:
         # Nothing was loaded: say what to fix, without a traceback through the crawler.
         raise dg.Failure(description=f"no {prefix} code was loaded: {exc}") from exc
+    except QuoteLoginError as exc:
+        # No code can get past it; the codes materialized before it stay loaded.
+        raise dg.Failure(description=f"{prefix} load stopped: {exc}") from exc
 
 
 def _event_logger(context: dg.AssetExecutionContext) -> Callable[[CrawlEvent], None]:

@@ -54,6 +54,10 @@ class GatewayResource(dg.ConfigurableResource):
         default=DEFAULT_REPLY_TIMEOUT,
         description="Seconds to wait for a reply before dropping the connection and retrying (OPEND_REPLY_TIMEOUT).",
     )
+    rsa_key_file: str | None = Field(
+        default=None,
+        description="PEM RSA private key OpenD uses; set, the link is encrypted (OPEND_RSA_KEY_FILE).",
+    )
 
     def settings(self, database_url: str) -> Settings:
         """The crawler's Settings for a run writing to `database_url`.
@@ -70,6 +74,7 @@ class GatewayResource(dg.ConfigurableResource):
             rate_limit=rate,
             database_url=database_url,
             reply_timeout=self.reply_timeout,
+            rsa_key_file=Path(self.rsa_key_file) if self.rsa_key_file else None,
         )
 
 
@@ -130,6 +135,7 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
             port=_env_int_or("OPEND_PORT", DEFAULT_PORT),
             rate_limit=RateLimitConfig.of(settings.rate_limit),
             reply_timeout=settings.reply_timeout,
+            rsa_key_file=dg.EnvVar("OPEND_RSA_KEY_FILE") if settings.rsa_key_file else None,
         ),
         "warehouse": WarehouseResource(database_url=_env_or("SHORTINTEREST_DATABASE_URL", DEFAULT_DATABASE_URL)),
         "watchlist": WatchlistResource(path=_env_or("SHORTINTEREST_WATCHLIST", str(PACKAGED_WATCHLIST))),
@@ -144,6 +150,7 @@ def resources_from_settings(settings: Settings) -> dict[str, dg.ConfigurableReso
             port=settings.opend_port,
             rate_limit=RateLimitConfig.of(settings.rate_limit),
             reply_timeout=settings.reply_timeout,
+            rsa_key_file=str(settings.rsa_key_file) if settings.rsa_key_file else None,
         ),
         "warehouse": WarehouseResource(database_url=settings.database_url),
         "watchlist": WatchlistResource(path=str(settings.watchlist_path)),
