@@ -7,6 +7,7 @@ OPEND_REPLY_TIMEOUT         seconds to wait for a reply before dropping the conn
 OPEND_RSA_KEY_FILE          PEM RSA private key OpenD is configured with: encrypts the link (default: unset, plain)
 SHORTINTEREST_DATABASE_URL  SQLAlchemy URL of the warehouse (default sqlite:///.shortinterest/warehouse.db)
 SHORTINTEREST_WATCHLIST     path of the YAML watchlist (default: the packaged demo watchlist.yaml)
+SHORTINTEREST_OUTAGE_TIMEOUT  seconds a load waits for an unreachable gateway or warehouse before stopping (default 600)
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 11111
 DEFAULT_RATE_LIMIT = RateLimit(30, 30.0)
 DEFAULT_REPLY_TIMEOUT = 15.0
+DEFAULT_OUTAGE_TIMEOUT = 600.0
 DEFAULT_DATABASE_URL = "sqlite:///.shortinterest/warehouse.db"
 PACKAGED_WATCHLIST = Path(__file__).with_name("watchlist.yaml")
 
@@ -40,10 +42,19 @@ def parse_rate_limit(text: str) -> RateLimit:
 
 def parse_reply_timeout(text: str) -> float:
     """OPEND_REPLY_TIMEOUT's value."""
+    return _seconds("OPEND_REPLY_TIMEOUT", text)
+
+
+def parse_outage_timeout(text: str) -> float:
+    """SHORTINTEREST_OUTAGE_TIMEOUT's value."""
+    return _seconds("SHORTINTEREST_OUTAGE_TIMEOUT", text)
+
+
+def _seconds(name: str, text: str) -> float:
     try:
         return float(text)
     except ValueError:
-        raise ConfigError(f"OPEND_REPLY_TIMEOUT={text!r}: expected a number of seconds") from None
+        raise ConfigError(f"{name}={text!r}: expected a number of seconds") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +69,7 @@ class Settings:
     reply_timeout: float = DEFAULT_REPLY_TIMEOUT
     # Read by the client when it is built, so a bad key file is refused naming its path before any request.
     rsa_key_file: Path | None = None
+    outage_timeout: float = DEFAULT_OUTAGE_TIMEOUT
 
     def __post_init__(self) -> None:
         if not 0 < self.opend_port < 65536:
@@ -65,6 +77,10 @@ class Settings:
         if not 0 < self.reply_timeout < float("inf"):
             raise ConfigError(
                 f"OPEND_REPLY_TIMEOUT={f'{self.reply_timeout:g}'!r}: expected a positive number of seconds"
+            )
+        if not 0 <= self.outage_timeout < float("inf"):
+            raise ConfigError(
+                f"SHORTINTEREST_OUTAGE_TIMEOUT={f'{self.outage_timeout:g}'!r}: expected 0 or more seconds"
             )
 
     @classmethod
@@ -77,6 +93,7 @@ class Settings:
             raise ConfigError(f"OPEND_PORT={port_text!r}: expected a port number") from None
         rate_text = env.get("OPEND_RATE_LIMIT")
         timeout_text = env.get("OPEND_REPLY_TIMEOUT")
+        outage_text = env.get("SHORTINTEREST_OUTAGE_TIMEOUT")
         return cls(
             opend_host=env.get("OPEND_HOST") or DEFAULT_HOST,
             opend_port=port,
@@ -85,4 +102,5 @@ class Settings:
             watchlist_path=Path(env.get("SHORTINTEREST_WATCHLIST") or PACKAGED_WATCHLIST),
             reply_timeout=parse_reply_timeout(timeout_text) if timeout_text is not None else DEFAULT_REPLY_TIMEOUT,
             rsa_key_file=Path(env["OPEND_RSA_KEY_FILE"]) if env.get("OPEND_RSA_KEY_FILE") else None,
+            outage_timeout=parse_outage_timeout(outage_text) if outage_text is not None else DEFAULT_OUTAGE_TIMEOUT,
         )

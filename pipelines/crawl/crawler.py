@@ -15,11 +15,14 @@ Requests are the scarce resource (a shared budget of OPEND_RATE_LIMIT per accoun
   a loop (a key already used in the walk, or a page not older than the one before) fails that code
   alone after at most three requests. A stored cursor the gateway refuses (keys can change across
   gateway upgrades) restarts that code's walk from the newest page, once, with a log line.
-* A gateway not logged in to the quote server fails the whole load at once (QuoteLoginError), instead
-  of failing every code in turn.
 * One loader crawls a code at a time (pipelines.crawl.code_lock): a second one waits, then does its own
   crawl, instead of mistaking the first one's live cursor for an interrupted crawl.
-* Transient failures (gateway, network, database, frequency rejections) are retried with backoff per
+* An outage of what every code shares (the gateway, its quote login, the warehouse; pipelines.crawl.retry
+  tells them apart) fails no code: the crawl waits it out (pipelines.crawl.outage) and carries on with the same
+  request, so no page is skipped or read twice. After a warehouse outage the code starts over from
+  what the warehouse holds (its cursor), under a fresh crawl lock: the old one died with its session.
+  Past SHORTINTEREST_OUTAGE_TIMEOUT, DependencyDownError stops the load; cursors stay for the next run.
+* Other transient failures (frequency rejections, lock timeouts) are retried with backoff per
   request; anything else fails only the code at hand, is recorded with mark_error, and the crawl goes on.
 
 A Crawler works one code at a time and is not meant to be shared between threads: its per-code
@@ -42,7 +45,9 @@ import sqlalchemy as sa
 
 from pipelines.config import Settings
 from pipelines.crawl.code_lock import CodeLockTimeout, code_lock
+from pipelines.crawl.dependencies import gateway_dependency, warehouse_dependency
 from pipelines.crawl.events import CrawlEvent, EventKind
+from pipelines.crawl.outage import Dependency, DependencyDownError, OutagePolicy
 from pipelines.crawl.rate_limiter import RateLimiterError, SharedRateLimiter
 from pipelines.crawl.retry import RetryPolicy, is_transient
 from pipelines.failures import first_line
@@ -60,7 +65,7 @@ from pipelines.warehouse import (
 )
 from pipelines.warehouse.errors import WarehouseError
 from proto_client.client import OpenDClient
-from proto_client.errors import InvalidCodeError, OpenDError, QuoteLoginError, RequestError
+from proto_client.errors import InvalidCodeError, OpenDError, RequestError
 from proto_client.page_walk import PageWalk
 from proto_client.records import Page
 from proto_client.security import Market, parse_code
@@ -116,6 +121,10 @@ class _Progress:
     rows: UpsertResult = field(default_factory=UpsertResult)
 
 
+class _WarehouseReturned(Exception):
+    """The warehouse answers again after an outage: the code's crawl starts over from its saved state."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Plan:
     cursor: str | None  # an interrupted full crawl resumes here
@@ -123,7 +132,11 @@ class _Plan:
 
 
 class Crawler:
-    """Loads codes through one client and the shared limiter into the warehouse behind `engine`."""
+    """Loads codes through one client and the shared limiter into the warehouse behind `engine`.
+
+    `gateway` and `warehouse` are the Dependency objects to wait on during an outage; loaders sharing a
+    gateway or the warehouse should share them, so one prober serves them all.
+    """
 
     def __init__(
         self,
@@ -134,6 +147,8 @@ class Crawler:
         retry: RetryPolicy = DEFAULT_RETRY,
         on_event: Callable[[CrawlEvent], None] | None = None,
         lock_timeout: float = 3600.0,
+        gateway: Dependency | None = None,
+        warehouse: Dependency | None = None,
     ) -> None:
         self.engine = engine
         self.lock_timeout = lock_timeout
@@ -141,6 +156,8 @@ class Crawler:
         self.limiter = limiter
         self.retry = retry
         self.on_event = on_event
+        self.gateway = gateway or gateway_dependency(client, OutagePolicy(), describe=describe_failure)
+        self.warehouse = warehouse or warehouse_dependency(engine, OutagePolicy(), describe=describe_failure)
         self._rng = random.Random()
 
     def crawl_codes(self, codes: Sequence[str], *, full: bool = False) -> list[CodeResult]:
@@ -150,7 +167,8 @@ class Crawler:
     def crawl_code(self, code: str, *, full: bool = False) -> CodeResult:
         """Crawl one code; per-code failures come back in `error`, never as an exception.
 
-        Raises QuoteLoginError, which no code can get past: the load stops there.
+        Raises DependencyDownError when the gateway or the warehouse stays down past the outage bound:
+        that is no failure of this code, and the load must stop rather than try the next one.
         """
         progress = _Progress(code, self.limiter.waited_seconds, self.client.requests_sent)
         try:
@@ -158,25 +176,44 @@ class Crawler:
         except InvalidCodeError as exc:
             self._emit(progress, EventKind.FAILED, str(exc))
             return self._result(progress, None, None, str(exc))
-        try:
-            with code_lock(
-                self.engine,
-                code,
-                timeout=self.lock_timeout,
-                on_wait=lambda: self._emit(progress, EventKind.START, "waiting for another loader crawling it"),
-            ):
-                newest = self._crawl(code, full, progress)
-        except QuoteLoginError:
-            raise
-        except Exception as exc:
-            message = describe_failure(exc)
-            if not _is_expected(exc):
-                log.exception("crawl of %s failed unexpectedly", code)
-            self._record_error(code, message)
-            self._emit(progress, EventKind.FAILED, message)
-            return self._result(progress, market, None, message)
+        while True:
+            try:
+                self._wait_until_up()  # while another loader probes a dependency, take no code
+                newest = self._locked_crawl(code, full, progress)
+                break
+            except DependencyDownError:
+                raise
+            except _WarehouseReturned:
+                self._emit(progress, EventKind.START, "the warehouse is back: carrying on from its saved state")
+                continue
+            except Exception as exc:
+                if self.warehouse.is_outage(exc):  # e.g. while taking the crawl lock
+                    self.warehouse.ride_out(exc)
+                    continue
+                return self._failed(progress, market, exc)
         self._emit(progress, EventKind.DONE, f"newest trade date {newest}" if newest else "no rows")
         return self._result(progress, market, newest, None)
+
+    def _locked_crawl(self, code: str, full: bool, progress: _Progress) -> date | None:
+        with code_lock(
+            self.engine,
+            code,
+            timeout=self.lock_timeout,
+            on_wait=lambda: self._emit(progress, EventKind.START, "waiting for another loader crawling it"),
+        ):
+            return self._crawl(code, full, progress)
+
+    def _wait_until_up(self) -> None:
+        self.gateway.wait_until_up()
+        self.warehouse.wait_until_up()
+
+    def _failed(self, progress: _Progress, market: Market, exc: Exception) -> CodeResult:
+        message = describe_failure(exc)
+        if not _is_expected(exc):
+            log.exception("crawl of %s failed unexpectedly", progress.code)
+        self._record_error(progress.code, message)
+        self._emit(progress, EventKind.FAILED, message)
+        return self._result(progress, market, None, message)
 
     def _crawl(self, code: str, full: bool, progress: _Progress) -> date | None:
         plan = self._retrying(progress, "reading the crawl state", lambda: self._plan(code))
@@ -233,6 +270,7 @@ class Crawler:
                 progress,
                 f"fetching page {progress.pages + 1}",
                 partial(self.client.get_short_interest_page, code, key, PAGE_SIZE),
+                uses_gateway=True,
             )
             next_key = walk.next_key(page)
             done = next_key is None or (stop_at is not None and _oldest(page) <= stop_at)
@@ -267,13 +305,26 @@ class Crawler:
             mark_success(conn, code, newest)
         return newest
 
-    def _retrying(self, progress: _Progress, what: str, action: Callable[[], T]) -> T:
-        """Run `action`, retrying transient failures with backoff; the last failure propagates."""
+    def _retrying(self, progress: _Progress, what: str, action: Callable[[], T], *, uses_gateway: bool = False) -> T:
+        """Run `action`, riding out outages and retrying transient failures; the last failure propagates.
+
+        An outage costs no attempt: after a gateway outage the same request goes again; after a warehouse
+        outage the code starts over from its saved state (_WarehouseReturned), under a fresh crawl lock.
+        Every action uses the warehouse (page requests through the shared limiter); `uses_gateway` says a
+        success also proves the gateway answers.
+        """
         failures = 0
         while True:
+            self._wait_until_up()
             try:
-                return action()
+                result = action()
             except Exception as exc:
+                if self.gateway.is_outage(exc):
+                    self.gateway.ride_out(exc)
+                    continue
+                if self.warehouse.is_outage(exc):
+                    self.warehouse.ride_out(exc)
+                    raise _WarehouseReturned from exc
                 if not is_transient(exc):
                     raise
                 failures += 1
@@ -286,6 +337,11 @@ class Crawler:
                 log.info("%s: %s", progress.code, message)
                 self._emit(progress, EventKind.RETRY, message, backoff=delay)
                 time.sleep(delay)
+                continue
+            if uses_gateway:
+                self.gateway.answered()
+            self.warehouse.answered()
+            return result
 
     def _record_error(self, code: str, message: str) -> None:
         try:
@@ -336,30 +392,53 @@ def open_crawler(
     settings: Settings,
     *,
     on_event: Callable[[CrawlEvent], None] | None = None,
+    on_outage: Callable[[str], None] | None = None,
     retry: RetryPolicy = DEFAULT_RETRY,
+    wait_at_start: bool = False,
 ) -> Iterator[Crawler]:
     """A Crawler on the configured warehouse and gateway, every request throttled by the shared limiter.
 
     Raises WarehouseNotMigratedError for a warehouse not at head, GatewayConnectionError (saying how to
     start the demo gateway) when nothing answers at OPEND_HOST:OPEND_PORT, EncryptionError when the link's
     encryption settings disagree with the gateway's, and QuoteLoginError when the gateway is not logged in
-    to the quote server, before any crawling.
+    to the quote server, before any crawling: a gateway or database that never answered is more likely a
+    setting to fix than an outage to wait for. `wait_at_start` waits for them as for an outage instead (a
+    retried run, which knows they answered before). `on_outage` receives the few lines an outage is worth
+    (default: this module's log).
     """
+    policy = OutagePolicy(timeout=settings.outage_timeout)
+    notify = on_outage or _log_outage
     engine = create_engine_for(settings.database_url)
     try:
-        ensure_migrated(engine)
+        warehouse = warehouse_dependency(engine, policy, notify=notify, describe=describe_failure)
+        if wait_at_start:
+            warehouse.call(lambda: ensure_migrated(engine))
+        else:
+            ensure_migrated(engine)
         limiter = SharedRateLimiter(engine, settings.rate_limit)
-        with OpenDClient(
+        client = OpenDClient(
             settings.opend_host,
             settings.opend_port,
             reply_timeout=settings.reply_timeout,
             throttle=limiter.acquire,
             rsa_key_file=settings.rsa_key_file,
             check_quote_login=True,
-        ) as client:
-            yield Crawler(engine, client, limiter, retry=retry, on_event=on_event)
+        )
+        gateway = gateway_dependency(client, policy, notify=notify, describe=describe_failure)
+        try:
+            if wait_at_start:
+                gateway.call(client.connect)
+            else:
+                client.connect()
+            yield Crawler(engine, client, limiter, retry=retry, on_event=on_event, gateway=gateway, warehouse=warehouse)
+        finally:
+            client.close()
     finally:
         engine.dispose()
+
+
+def _log_outage(line: str) -> None:
+    log.warning("%s", line)
 
 
 def describe_failure(exc: BaseException) -> str:

@@ -2,7 +2,10 @@
 
 Everything that can be checked before the first request is: settings, every code, the schema, and
 that a gateway answers. Then every code is crawled even if some fail; the exit status is non-zero
-when any did, and the summary names each failed code and why.
+when any did, and the summary names each failed code and why. An outage of the gateway or the
+warehouse pauses the load (a line when it begins, one a minute, one when it ends); one that outlasts
+SHORTINTEREST_OUTAGE_TIMEOUT stops it with exit status 75 (EX_TEMPFAIL: try again later), naming the
+codes not loaded, whose cursors the next load resumes from.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import sqlalchemy as sa
 
 from pipelines.config import ConfigError, Settings
 from pipelines.crawl.crawler import CodeResult, open_crawler
+from pipelines.crawl.outage import DependencyDownError
 from pipelines.crawl.progress import LoadProgress, summary
 from pipelines.crawl.watchlist import Watchlist, WatchlistError, load_watchlist, watchlist_from_entries
 from pipelines.failures import fail, first_line
@@ -25,6 +29,9 @@ from proto_client.errors import EncryptionError, GatewayConnectionError, QuoteLo
 
 EXIT_FAILED = 1  # some code failed, or the warehouse / gateway cannot be used
 EXIT_USAGE = 2  # bad settings or codes: nothing was requested
+EXIT_OUTAGE = 75  # EX_TEMPFAIL: the gateway or warehouse stayed down past SHORTINTEREST_OUTAGE_TIMEOUT
+# An outage message names at most this many of the codes not loaded, then counts the rest.
+NAMED_CODES = 20
 
 log = logging.getLogger("shortinterest.load")
 
@@ -56,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     progress = LoadProgress(out, len(watchlist.codes), live=out.isatty())
     results: list[CodeResult] = []
     try:
-        with open_crawler(settings, on_event=progress.on_event) as crawler:
+        with open_crawler(settings, on_event=progress.on_event, on_outage=progress.note) as crawler:
             print(
                 f"loading {len(watchlist.codes)} code{'s' if len(watchlist.codes) != 1 else ''} "
                 f"({'full history' if args.full else 'new rows'}) from {crawler.client.endpoint} "
@@ -73,6 +80,10 @@ def run(args: argparse.Namespace) -> int:
         return _fail(f"OPEND_RSA_KEY_FILE: {exc}\nnothing was loaded", EXIT_USAGE)
     except (EncryptionError, QuoteLoginError) as exc:
         return _fail(_stopped(str(exc), results), EXIT_FAILED)
+    except DependencyDownError as exc:
+        print(file=out)
+        print(summary(results), file=out, flush=True)
+        return _fail(outage_message(exc, watchlist.codes[len(results) :]), EXIT_OUTAGE)
     except WarehouseNotMigratedError as exc:
         return _fail(str(exc), EXIT_FAILED)
     except WarehouseError as exc:
@@ -92,6 +103,17 @@ def run(args: argparse.Namespace) -> int:
     print(file=out)
     print(summary(results), file=out, flush=True)
     return 0 if all(r.ok for r in results) else EXIT_FAILED
+
+
+def outage_message(exc: DependencyDownError, not_loaded: list[str] | tuple[str, ...]) -> str:
+    """The one message a load stopped by an outage leaves: what was down, for how long, what is left."""
+    named = ", ".join(not_loaded[:NAMED_CODES])
+    if len(not_loaded) > NAMED_CODES:
+        named += f" and {len(not_loaded) - NAMED_CODES} more"
+    return (
+        f"stopped: {exc}\n{len(not_loaded)} code{'s' if len(not_loaded) != 1 else ''} not loaded: {named}; "
+        "the next load resumes each from what the warehouse holds (an interrupted crawl from its cursor)"
+    )
 
 
 def _codes(codes: list[str], settings: Settings) -> Watchlist:

@@ -40,6 +40,10 @@ class LoadProgress:
         elif event.kind is EventKind.RETRY:
             self._print(f"{self._position()} {event.code} {event.message}")
 
+    def note(self, line: str) -> None:
+        """A line about the load as a whole, such as an outage beginning or ending."""
+        self._print(line)
+
     def finished(self, result: CodeResult) -> None:
         if result.ok:
             pages = f"{result.pages} page{'s' if result.pages != 1 else ''}"

@@ -1,0 +1,121 @@
+"""The gateway restarts in the middle of a load: the load pauses, then carries on where it was.
+
+Real processes throughout: `shortinterest load` against a simulated gateway that is stopped mid-load and
+started again on the same port, as an OpenD restart or re-login looks from the loader.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from pipelines.crawl.load_command import EXIT_OUTAGE
+from proto_client.simulator.demo_data import rows_for
+from tests.support.gateway import GatewayProcess
+from tests.support.loader import LoadProcess, loader_env, migrate, requests_served, start_load, wait_for
+from tests.support.warehouse_check import (
+    PAGE_SIZE,
+    assert_crawl_completed,
+    assert_warehouse_matches_gateway,
+    assert_whole_pages_with_cursor,
+    read_crawl_state,
+)
+
+AS_OF = date(2016, 1, 1)
+CODES = ("HK.00700", "HK.00005", "HK.00939", "US.AAPL", "US.TSLA", "US.SPY")  # 4, 4, 4, 2, 2, 2 pages
+RATE = "2/1"  # slow enough for the stop to land mid-load, fast enough to finish in seconds
+BEGAN, STILL, ENDED = "is down since", "still down after", "answers again"
+
+
+def clean_requests() -> int:
+    """What the load costs with no outage: one request per page."""
+    return sum(-(-len(rows_for(code, AS_OF)) // PAGE_SIZE) for code in CODES)
+
+
+def start_mid_load(
+    gateway_factory: Callable[..., GatewayProcess], url: str, tmp_path: Path, **env: str
+) -> tuple[GatewayProcess, LoadProcess, dict[str, str]]:
+    """A gateway and a full load of CODES on it, once the second code has committed a page and has more to go."""
+    stats = tmp_path / "before.json"
+    gw = gateway_factory("--rate", RATE, "--as-of", AS_OF.isoformat(), "--stats-file", str(stats))
+    migrate(url)
+    load_env = {**loader_env(gw, url, rate=RATE), **env}
+    loader = start_load(load_env, tmp_path, *CODES, "--full")
+
+    def in_second_code() -> bool:
+        state = read_crawl_state(url, CODES[1])
+        return state is not None and state.cursor is not None
+
+    wait_for(lambda: in_second_code() or not loader.running(), f"{CODES[1]} to commit a page")
+    assert loader.running(), f"the load ended before the gateway went away:\n{loader.wait().output}"
+    return gw, loader, load_env
+
+
+def restart(gateway_factory: Callable[..., GatewayProcess], gw: GatewayProcess, stats: Path) -> GatewayProcess:
+    """The same gateway again on the same port, as OpenD comes back after a restart."""
+    return gateway_factory(
+        "--rate", RATE, "--as-of", AS_OF.isoformat(), "--stats-file", str(stats), "--port", str(gw.port)
+    )
+
+
+@pytest.mark.parametrize("down_for", [pytest.param(20, id="20s"), pytest.param(90, id="90s", marks=pytest.mark.slow)])
+def test_gateway_restart_mid_load_pauses_and_resumes(
+    gateway_factory: Callable[..., GatewayProcess], postgres_url: str, tmp_path: Path, down_for: int
+) -> None:
+    gw, loader, _ = start_mid_load(gateway_factory, postgres_url, tmp_path)
+
+    gw.proc.kill()  # no goodbye: connections reset, then nothing listens
+    gw.proc.wait(timeout=10)
+    time.sleep(down_for)
+    assert loader.running(), f"the load did not wait for the gateway:\n{loader.wait().output}"
+    restart(gateway_factory, gw, tmp_path / "after.json")
+    outcome = loader.wait(timeout=120)
+
+    assert outcome.returncode == 0, outcome.output
+    assert_warehouse_matches_gateway(postgres_url, CODES, AS_OF)
+    assert_crawl_completed(postgres_url, CODES, AS_OF)
+    requests = requests_served(tmp_path / "before.json") + requests_served(tmp_path / "after.json")
+    # The page in flight may be asked for again; nothing else is.
+    assert requests <= clean_requests() + 2, outcome.output
+    # Quiet: a line when the outage began, one a minute while it lasted, one when it ended; no code failed.
+    assert outcome.stdout.count(BEGAN) == 1, outcome.output
+    assert outcome.stdout.count(STILL) == down_for // 60, outcome.output
+    assert outcome.stdout.count(ENDED) == 1, outcome.output
+    assert "FAILED" not in outcome.stdout and "retry" not in outcome.stdout, outcome.output
+    assert "Traceback" not in outcome.stderr, outcome.output
+
+
+def test_outage_past_the_bound_stops_the_load_and_the_rerun_resumes(
+    gateway_factory: Callable[..., GatewayProcess], postgres_url: str, tmp_path: Path
+) -> None:
+    gw, loader, env = start_mid_load(gateway_factory, postgres_url, tmp_path, SHORTINTEREST_OUTAGE_TIMEOUT="3")
+
+    gw.stop()
+    outcome = loader.wait(timeout=60)
+
+    assert outcome.returncode == EXIT_OUTAGE, outcome.output
+    message = outcome.stderr.strip()
+    assert message.startswith(f"shortinterest load: stopped: the OpenD gateway at {gw.host}:{gw.port} has been down"), (
+        outcome.output
+    )
+    assert "SHORTINTEREST_OUTAGE_TIMEOUT" in message, outcome.output
+    # The code in flight and every one after it are named; the first one was loaded.
+    not_loaded = message.split("not loaded: ", 1)[1]
+    assert CODES[0] not in not_loaded and all(code in not_loaded for code in CODES[1:]), outcome.output
+    assert message.count("\n") == 1 and "Traceback" not in outcome.stderr, outcome.output
+    # The interrupted code kept whole pages and the cursor after them; nothing was marked failed.
+    assert_whole_pages_with_cursor(postgres_url, CODES[1], AS_OF)
+    state = read_crawl_state(postgres_url, CODES[1])
+    assert state is not None and state.cursor is not None and state.last_error is None
+
+    back = restart(gateway_factory, gw, tmp_path / "after.json")
+    rerun = start_load({**env, **back.env()}, tmp_path, *CODES).wait(timeout=60)
+
+    assert rerun.returncode == 0, rerun.output
+    assert f"{CODES[1]} resumed" in rerun.stdout, rerun.output
+    assert_warehouse_matches_gateway(postgres_url, CODES, AS_OF)
+    assert_crawl_completed(postgres_url, CODES, AS_OF)
