@@ -55,22 +55,39 @@ def start_mid_load(
     return gw, loader, load_env
 
 
-def restart(gateway_factory: Callable[..., GatewayProcess], gw: GatewayProcess, stats: Path) -> GatewayProcess:
+def restart(
+    gateway_factory: Callable[..., GatewayProcess], gw: GatewayProcess, stats: Path, *extra: str
+) -> GatewayProcess:
     """The same gateway again on the same port, as OpenD comes back after a restart."""
     return gateway_factory(
-        "--rate", RATE, "--as-of", AS_OF.isoformat(), "--stats-file", str(stats), "--port", str(gw.port)
+        "--rate", RATE, "--as-of", AS_OF.isoformat(), "--stats-file", str(stats), "--port", str(gw.port), *extra
     )
 
 
-@pytest.mark.parametrize("down_for", [pytest.param(20, id="20s"), pytest.param(90, id="90s", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    ("unreachable", "logged_out"),
+    [
+        # 20 s: nothing listening for 10 s, then 10 s up but logged out of the quote server, as a re-login looks.
+        pytest.param(10, 10, id="20s"),
+        pytest.param(90, 0, id="90s", marks=pytest.mark.slow),
+    ],
+)
 def test_gateway_restart_mid_load_pauses_and_resumes(
-    gateway_factory: Callable[..., GatewayProcess], postgres_url: str, tmp_path: Path, down_for: int
+    gateway_factory: Callable[..., GatewayProcess],
+    postgres_url: str,
+    tmp_path: Path,
+    unreachable: int,
+    logged_out: int,
 ) -> None:
     gw, loader, _ = start_mid_load(gateway_factory, postgres_url, tmp_path)
 
     gw.proc.kill()  # no goodbye: connections reset, then nothing listens
     gw.proc.wait(timeout=10)
-    time.sleep(down_for)
+    time.sleep(unreachable)
+    if logged_out:
+        stale = restart(gateway_factory, gw, tmp_path / "logged_out.json", "--not-logged-in")
+        time.sleep(logged_out)
+        stale.stop()
     assert loader.running(), f"the load did not wait for the gateway:\n{loader.wait().output}"
     restart(gateway_factory, gw, tmp_path / "after.json")
     outcome = loader.wait(timeout=120)
@@ -78,12 +95,12 @@ def test_gateway_restart_mid_load_pauses_and_resumes(
     assert outcome.returncode == 0, outcome.output
     assert_warehouse_matches_gateway(postgres_url, CODES, AS_OF)
     assert_crawl_completed(postgres_url, CODES, AS_OF)
-    requests = requests_served(tmp_path / "before.json") + requests_served(tmp_path / "after.json")
-    # The page in flight may be asked for again; nothing else is.
-    assert requests <= clean_requests() + 2, outcome.output
+    served = [requests_served(tmp_path / name) for name in ("before.json", "logged_out.json", "after.json")]
+    # The page in flight may be asked for again, and a logged-out gateway may see a request; nothing else is.
+    assert sum(served) <= clean_requests() + 2, (served, outcome.output)
     # Quiet: a line when the outage began, one a minute while it lasted, one when it ended; no code failed.
     assert outcome.stdout.count(BEGAN) == 1, outcome.output
-    assert outcome.stdout.count(STILL) == down_for // 60, outcome.output
+    assert outcome.stdout.count(STILL) == (unreachable + logged_out) // 60, outcome.output
     assert outcome.stdout.count(ENDED) == 1, outcome.output
     assert "FAILED" not in outcome.stdout and "retry" not in outcome.stdout, outcome.output
     assert "Traceback" not in outcome.stderr, outcome.output

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from pipelines.config import ConfigError, Settings
 from pipelines.crawl.crawler import CodeResult, open_crawler
-from pipelines.crawl.outage import DependencyDownError
+from pipelines.crawl.outage import DependencyDownError, stopped_message
 from pipelines.crawl.progress import LoadProgress, summary
 from pipelines.crawl.watchlist import Watchlist, WatchlistError, load_watchlist, watchlist_from_entries
 from pipelines.failures import fail, first_line
@@ -30,8 +30,6 @@ from proto_client.errors import EncryptionError, GatewayConnectionError, QuoteLo
 EXIT_FAILED = 1  # some code failed, or the warehouse / gateway cannot be used
 EXIT_USAGE = 2  # bad settings or codes: nothing was requested
 EXIT_OUTAGE = 75  # EX_TEMPFAIL: the gateway or warehouse stayed down past SHORTINTEREST_OUTAGE_TIMEOUT
-# An outage message names at most this many of the codes not loaded, then counts the rest.
-NAMED_CODES = 20
 
 log = logging.getLogger("shortinterest.load")
 
@@ -83,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     except DependencyDownError as exc:
         print(file=out)
         print(summary(results), file=out, flush=True)
-        return _fail(outage_message(exc, watchlist.codes[len(results) :]), EXIT_OUTAGE)
+        return _fail(stopped_message(exc, watchlist.codes[len(results) :]), EXIT_OUTAGE)
     except WarehouseNotMigratedError as exc:
         return _fail(str(exc), EXIT_FAILED)
     except WarehouseError as exc:
@@ -103,17 +101,6 @@ def run(args: argparse.Namespace) -> int:
     print(file=out)
     print(summary(results), file=out, flush=True)
     return 0 if all(r.ok for r in results) else EXIT_FAILED
-
-
-def outage_message(exc: DependencyDownError, not_loaded: list[str] | tuple[str, ...]) -> str:
-    """The one message a load stopped by an outage leaves: what was down, for how long, what is left."""
-    named = ", ".join(not_loaded[:NAMED_CODES])
-    if len(not_loaded) > NAMED_CODES:
-        named += f" and {len(not_loaded) - NAMED_CODES} more"
-    return (
-        f"stopped: {exc}\n{len(not_loaded)} code{'s' if len(not_loaded) != 1 else ''} not loaded: {named}; "
-        "the next load resumes each from what the warehouse holds (an interrupted crawl from its cursor)"
-    )
 
 
 def _codes(codes: list[str], settings: Settings) -> Watchlist:

@@ -24,7 +24,7 @@ import contextlib
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
@@ -32,6 +32,9 @@ from typing import TypeVar
 from pipelines.config import DEFAULT_OUTAGE_TIMEOUT
 
 T = TypeVar("T")
+
+# A stop message names at most this many of the codes not loaded, then counts the rest.
+NAMED_CODES = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +247,17 @@ class Dependency:
             return
         with contextlib.suppress(Exception):  # a broken log sink must not turn an outage into a crash
             self._notify(line)
+
+
+def stopped_message(exc: DependencyDownError, not_loaded: Sequence[str]) -> str:
+    """The one message a load stopped by an outage leaves: what was down, for how long, what is left."""
+    named = ", ".join(not_loaded[:NAMED_CODES])
+    if len(not_loaded) > NAMED_CODES:
+        named += f" and {len(not_loaded) - NAMED_CODES} more"
+    return (
+        f"stopped: {exc}\n{len(not_loaded)} code{'s' if len(not_loaded) != 1 else ''} not loaded: {named}; "
+        "the next load resumes each from what the warehouse holds (an interrupted crawl from its cursor)"
+    )
 
 
 def format_duration(seconds: float) -> str:

@@ -23,6 +23,7 @@ from pydantic import Field
 
 from pipelines.config import ConfigError
 from pipelines.crawl.events import CrawlEvent, EventKind
+from pipelines.crawl.outage import DependencyDownError, stopped_message
 from pipelines.orchestration.checks import check_specs, evaluate_checks
 from pipelines.orchestration.jobs import asset_key_for
 from pipelines.orchestration.loading import CodeFailure, load_codes
@@ -36,6 +37,7 @@ from pipelines.orchestration.metadata import (
 from pipelines.orchestration.partitions import partition_name, partitions_for
 from pipelines.orchestration.quality import market_today
 from pipelines.orchestration.resources import GatewayResource, WarehouseResource
+from pipelines.orchestration.run_retries import first_attempt_start, loaded_since
 from pipelines.warehouse.errors import WarehouseError
 from pipelines.warehouse.schema import table_for
 from proto_client.encryption import KeyFileError
@@ -72,6 +74,10 @@ class LoadConfig(dg.Config):
 
 class CodesFailedError(dg.Failure):
     """Some codes of the run could not be loaded; the others were loaded and materialized."""
+
+
+class OutageStoppedRunError(dg.Failure):
+    """The gateway or the warehouse stayed down past SHORTINTEREST_OUTAGE_TIMEOUT; run retries take over."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,9 +157,14 @@ def _define(market: Market) -> dg.AssetsDefinition:
 def _load(
     context: dg.AssetExecutionContext, load: _Load, engine: sa.Engine
 ) -> Iterator[dg.AssetMaterialization | CodeFailure]:
-    """Each loaded code's materialization as soon as it is committed, and each failed code."""
-    codes = list(context.partition_keys)
+    """Each loaded code's materialization as soon as it is committed, and each failed code.
+
+    An automatic retry skips what earlier attempts loaded, and waits for the gateway and the warehouse
+    at start (run retries have no delay of their own).
+    """
+    codes, retry = _codes_to_load(context, engine)
     prefix = load.market.prefix
+    done: set[str] = set()
     try:
         settings = load.gateway.settings(load.database_url)
         how = "full re-crawl" if load.full else "incremental; codes never loaded get their whole history"
@@ -162,10 +173,17 @@ def _load(
             f"at most {settings.rate_limit} requests/seconds"
         )
         outcomes = load_codes(
-            settings, load.market, codes, full=load.full, log=context.log, on_event=_event_logger(context)
+            settings,
+            load.market,
+            codes,
+            full=load.full,
+            log=context.log,
+            on_event=_event_logger(context),
+            wait_at_start=retry,
         )
         with engine.connect() as conn:
             for outcome in outcomes:
+                done.add(outcome.code)
                 if isinstance(outcome, CodeFailure):
                     yield outcome
                     continue
@@ -173,12 +191,37 @@ def _load(
                 metadata = code_metadata(outcome, preview, row_count(conn, load.table, outcome.code), load.schema)
                 conn.rollback()  # end the read so the next code's writes never wait on it (SQLite)
                 yield dg.AssetMaterialization(asset_key=load.key, partition=outcome.code, metadata=metadata)
+    except DependencyDownError as exc:
+        not_loaded = [code for code in codes if code not in done]
+        raise OutageStoppedRunError(
+            description=stopped_message(exc, not_loaded),
+            metadata={
+                "dependency": exc.dependency,
+                "down_seconds": round(exc.down_for, 1),
+                "not_loaded": dg.MetadataValue.json(not_loaded),
+            },
+        ) from exc
     except (ConfigError, KeyFileError, GatewayConnectionError, WarehouseError) as exc:
         # Nothing was loaded: say what to fix, without a traceback through the crawler.
         raise dg.Failure(description=f"no {prefix} code was loaded: {exc}") from exc
     except QuoteLoginError as exc:
         # No code can get past it; the codes materialized before it stay loaded.
         raise dg.Failure(description=f"{prefix} load stopped: {exc}") from exc
+
+
+def _codes_to_load(context: dg.AssetExecutionContext, engine: sa.Engine) -> tuple[list[str], bool]:
+    """The run's codes, less those earlier attempts loaded if this run is an automatic retry; and whether it is."""
+    codes = list(context.partition_keys)
+    since = first_attempt_start(context)
+    if since is None:
+        return codes, False
+    loaded = loaded_since(engine, codes, since)
+    if loaded:
+        context.log.info(
+            f"retry of a run first started {since:%Y-%m-%d %H:%M:%S} UTC: {len(loaded)} code(s) it loaded are "
+            f"skipped, {len(codes) - len(loaded)} left"
+        )
+    return [code for code in codes if code not in loaded], True
 
 
 def _event_logger(context: dg.AssetExecutionContext) -> Callable[[CrawlEvent], None]:

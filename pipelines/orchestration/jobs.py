@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from pipelines.orchestration.run_retries import run_retry_tags
 from proto_client.security import Market
 
 # Runs carrying this tag share the gateway; dagster.yaml caps how many of them run at once.
@@ -32,7 +33,7 @@ def refresh_job(market: Market) -> dg.UnresolvedAssetJobDefinition:
     return dg.define_asset_job(
         name=refresh_job_name(market),
         selection=dg.AssetSelection.assets(asset_key_for(market)),
-        tags={GATEWAY_TAG: GATEWAY_TAG_VALUE},
+        tags={GATEWAY_TAG: GATEWAY_TAG_VALUE, **run_retry_tags()},
         description=f"Incremental refresh of {market.prefix} short interest, then its checks.",
     )
 
@@ -43,7 +44,7 @@ def full_refresh_job(market: Market) -> dg.UnresolvedAssetJobDefinition:
     return dg.define_asset_job(
         name=full_refresh_job_name(market),
         selection=dg.AssetSelection.assets(key),
-        tags={GATEWAY_TAG: GATEWAY_TAG_VALUE},
+        tags={GATEWAY_TAG: GATEWAY_TAG_VALUE, **run_retry_tags()},
         config={"ops": {key.to_python_identifier(): {"config": {"full": True}}}},
         description=f"Full re-crawl of {market.prefix} short-interest history, then its checks.",
     )

@@ -49,12 +49,15 @@ def load_codes(
     full: bool,
     log: logging.Logger | logging.LoggerAdapter,
     on_event: Callable[[CrawlEvent], None] | None = None,
+    wait_at_start: bool = False,
 ) -> Iterator[CodeResult | CodeFailure]:
     """Crawl `codes` in order over one crawler, yielding each code's outcome as it finishes.
 
     Codes of the wrong market fail without a request. Raises GatewayConnectionError or
     WarehouseNotMigratedError (from `open_crawler`) before any code when the gateway does not answer
-    or the warehouse is not migrated: then nothing was loaded.
+    or the warehouse is not migrated: then nothing was loaded. `wait_at_start` waits for them as for an
+    outage instead. Outages are logged as warnings; DependencyDownError, past the outage bound, ends
+    the iteration.
     """
     runnable: list[str] = []
     for code in codes:
@@ -67,7 +70,7 @@ def load_codes(
     if not runnable:
         return
     last_line = time.monotonic() - PROGRESS_EVERY
-    with open_crawler(settings, on_event=on_event) as crawler:
+    with open_crawler(settings, on_event=on_event, on_outage=log.warning, wait_at_start=wait_at_start) as crawler:
         for index, code in enumerate(runnable, start=1):
             result = crawler.crawl_code(code, full=full)  # per-code failures come back in `error`
             if not result.ok:

@@ -18,6 +18,7 @@ from pydantic import Field
 from pipelines.config import (
     DEFAULT_DATABASE_URL,
     DEFAULT_HOST,
+    DEFAULT_OUTAGE_TIMEOUT,
     DEFAULT_PORT,
     DEFAULT_RATE_LIMIT,
     DEFAULT_REPLY_TIMEOUT,
@@ -58,6 +59,13 @@ class GatewayResource(dg.ConfigurableResource):
         default=None,
         description="PEM RSA private key OpenD uses; set, the link is encrypted (OPEND_RSA_KEY_FILE).",
     )
+    outage_timeout: float = Field(
+        default=DEFAULT_OUTAGE_TIMEOUT,
+        description=(
+            "Seconds a run waits for the gateway or the warehouse to answer again during an outage before it "
+            "fails and is left to run retries (SHORTINTEREST_OUTAGE_TIMEOUT)."
+        ),
+    )
 
     def settings(self, database_url: str) -> Settings:
         """The crawler's Settings for a run writing to `database_url`.
@@ -75,6 +83,7 @@ class GatewayResource(dg.ConfigurableResource):
             database_url=database_url,
             reply_timeout=self.reply_timeout,
             rsa_key_file=Path(self.rsa_key_file) if self.rsa_key_file else None,
+            outage_timeout=self.outage_timeout,
         )
 
 
@@ -136,6 +145,7 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
             rate_limit=RateLimitConfig.of(settings.rate_limit),
             reply_timeout=settings.reply_timeout,
             rsa_key_file=dg.EnvVar("OPEND_RSA_KEY_FILE") if settings.rsa_key_file else None,
+            outage_timeout=settings.outage_timeout,
         ),
         "warehouse": WarehouseResource(database_url=_env_or("SHORTINTEREST_DATABASE_URL", DEFAULT_DATABASE_URL)),
         "watchlist": WatchlistResource(path=_env_or("SHORTINTEREST_WATCHLIST", str(PACKAGED_WATCHLIST))),
@@ -151,6 +161,7 @@ def resources_from_settings(settings: Settings) -> dict[str, dg.ConfigurableReso
             rate_limit=RateLimitConfig.of(settings.rate_limit),
             reply_timeout=settings.reply_timeout,
             rsa_key_file=str(settings.rsa_key_file) if settings.rsa_key_file else None,
+            outage_timeout=settings.outage_timeout,
         ),
         "warehouse": WarehouseResource(database_url=settings.database_url),
         "watchlist": WatchlistResource(path=str(settings.watchlist_path)),
