@@ -121,6 +121,19 @@ def _dagster_overhead(r: dict) -> list[Figure]:
     ]
 
 
+def _export_memory(r: dict) -> list[Figure]:
+    return [
+        Figure(
+            f"export peak RSS, {fmt}",
+            f"{run['peak_mb']:.0f} MB for {run['rows']:,} rows; {run['growth']:.2f} times the peak for "
+            f"{run['tenth_rows']:,} rows ({run['tenth_peak_mb']:.0f} MB)",
+            f"<= {r['target_peak_mb']} MB, <= {r['target_growth']} times",
+            run["peak_mb"] <= r["target_peak_mb"] and run["growth"] <= r["target_growth"],
+        )
+        for fmt, run in r["runs"].items()
+    ]
+
+
 # name -> (script, JSON it writes, summarizer)
 BENCHMARKS: dict[str, tuple[str, str, Callable[[dict], list[Figure]]]] = {
     "rate_budget": ("rate_budget.py", "rate_budget.json", _rate_budget),
@@ -129,6 +142,7 @@ BENCHMARKS: dict[str, tuple[str, str, Callable[[dict], list[Figure]]]] = {
     "client_latency": ("client_latency.py", "client_latency.json", _client_latency),
     "encryption_latency": ("encryption_latency.py", "encryption_latency.json", _encryption_latency),
     "dagster_overhead": ("dagster_overhead.py", "dagster_overhead.json", _dagster_overhead),
+    "export_memory": ("export_memory.py", "export_memory.json", _export_memory),
 }
 
 

@@ -38,7 +38,8 @@ def markets_for(codes: Iterable[str] | None = None, market: Market | str | None 
 
 
 def _frame(rows: Sequence[Sequence[object]], market: Market, columns: list[str]) -> pd.DataFrame:
-    frame = pd.DataFrame.from_records(rows, columns=[c for c in columns[1:] if c in table_for(market).c])
+    names = [c for c in columns[1:] if c in table_for(market).c]
+    frame = pd.DataFrame(dict(zip(names, zip(*rows, strict=True), strict=True)) if rows else dict.fromkeys(names, ()))
     frame.insert(0, "market", market.prefix)
     dtypes = {c: "Int64" if c in _COUNTS else "float64" for c in columns[3:]}
     frame = frame.reindex(columns=columns).astype({"market": "str", "code": "str", **dtypes})
