@@ -74,7 +74,8 @@ def test_every_stored_row_in_fixed_dtypes_ordered_by_market_code_and_date(loaded
 
 
 def test_codes_and_dates_narrow_the_read_and_choose_the_columns(loaded: sa.Engine) -> None:
-    frame = read_short_interest(["US.AAPL", "US.MSFT"], since="2025-01-01", until=date(2025, 12, 31), engine=loaded)
+    with pytest.warns(UserWarning, match=r"no stored rows for US\.MSFT$"):
+        frame = read_short_interest(["US.AAPL", "US.MSFT"], since="2025-01-01", until=date(2025, 12, 31), engine=loaded)
     assert list(frame.columns) == US_ONLY
     assert set(frame["code"]) == {"US.AAPL"}
     assert frame["trade_date"].min() >= pd.Timestamp("2025-01-01")
@@ -87,11 +88,15 @@ def test_codes_and_dates_narrow_the_read_and_choose_the_columns(loaded: sa.Engin
 
 
 def test_nothing_matched_is_an_empty_frame_with_the_columns_and_dtypes(loaded: sa.Engine) -> None:
-    frame = read_short_interest(["US.NONE"], engine=loaded)
+    with pytest.warns(UserWarning, match=r"no stored rows for US\.NONE, HK\.09988"):
+        frame = read_short_interest(["US.NONE", "HK.09988"], market="US", engine=loaded)
     assert frame.empty
     assert list(frame.columns) == US_ONLY
     assert _dtypes(frame) == {name: BOTH[name] for name in US_ONLY}
-    assert read_short_interest(["US.AAPL"], market="HK", engine=loaded).empty
+    with pytest.warns(UserWarning, match="US.AAPL"):
+        assert read_short_interest(["US.AAPL"], market="HK", engine=loaded).empty
+    with pytest.raises(ValueError, match="'CN'"):
+        read_short_interest(market="CN", engine=loaded)
 
 
 def test_chunks_add_up_to_the_whole_read(loaded: sa.Engine) -> None:

@@ -1,9 +1,9 @@
-"""Stored short-interest history as pandas DataFrames, for analysts who do not write SQL: `market`, `code`,
-`trade_date`, then the vendor's names for the markets read (HK's, then US's), ordered by market, code, date.
-Dtypes are fixed, not inferred per chunk, so every chunk of an export has one schema."""
+"""Stored history as DataFrames for analysts who do not write SQL: `market`, `code`, `trade_date`, then the API's
+names for the markets read, ordered by market, code, date, in fixed dtypes so every chunk has one schema."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date
 
@@ -30,9 +30,9 @@ def frame_columns(markets: Sequence[Market]) -> list[str]:
 
 def markets_for(codes: Iterable[str] | None = None, market: Market | str | None = None) -> list[Market]:
     """The markets a read covers: those of `codes` (all if None), narrowed to `market`; malformed codes raise."""
-    if isinstance(market, str) and market not in Market.__members__:
+    only = Market.__members__.get(market, market) if isinstance(market, str) else market
+    if isinstance(only, str):
         raise ValueError(f"market {market!r} is not one of {', '.join(Market.__members__)}")
-    only = Market[market] if isinstance(market, str) else market
     wanted = {parse_code(code).market for code in codes} if codes is not None else set(Market)
     return sorted((m for m in wanted if only is None or m is only), key=lambda m: m.prefix)
 
@@ -55,11 +55,10 @@ def iter_short_interest_frames(
     *,
     chunk_rows: int = READ_CHUNK_ROWS,
 ) -> Iterator[pd.DataFrame]:
-    """The rows of read_short_interest in frames of at most `chunk_rows` (none when nothing matched), read with a
-    server-side cursor so memory stays flat however many rows there are."""
+    """read_short_interest's rows in frames of at most `chunk_rows` (none if nothing matched), from a server-side
+    cursor so memory stays flat however many rows there are."""
     codes = None if codes is None else list(dict.fromkeys(codes))
-    markets = markets_for(codes, market)
-    columns = frame_columns(markets)
+    columns = frame_columns(markets := markets_for(codes, market))
     first, last = (date.fromisoformat(d) if isinstance(d, str) else d for d in (since, until))
     ensure_migrated(engine)
     with engine.connect() as conn:
@@ -84,7 +83,7 @@ def read_short_interest(
     engine: sa.Engine | None = None,
 ) -> pd.DataFrame:
     """Stored rows of `codes` (default all) from `since` to `until` (inclusive), one market or both, from
-    `engine` or else the warehouse at SHORTINTEREST_DATABASE_URL."""
+    `engine` or else the warehouse at SHORTINTEREST_DATABASE_URL; a warning names requested codes without rows."""
     codes = None if codes is None else list(codes)
     source = create_engine_for(Settings.from_env().database_url) if engine is None else engine
     try:
@@ -92,6 +91,8 @@ def read_short_interest(
     finally:
         if engine is None:
             source.dispose()
-    if not frames:
-        return _frame([], Market.HK, frame_columns(markets_for(codes, market)))
-    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    frames = frames or [_frame([], Market.HK, frame_columns(markets_for(codes, market)))]
+    frame, stored = pd.concat(frames, ignore_index=True), set().union(*(f["code"] for f in frames))
+    if missing := [code for code in dict.fromkeys(codes or ()) if code not in stored]:
+        warnings.warn(f"no stored rows for {', '.join(missing)}", UserWarning, stacklevel=2)
+    return frame
