@@ -19,6 +19,7 @@ from pipelines.access.live import quote_context
 from pipelines.config import ConfigError, Settings
 from pipelines.failures import fail
 from pipelines.warehouse import WarehouseError, create_engine_for, ensure_migrated
+from pipelines.warehouse.engine import normalize_url
 from proto_client.errors import InvalidCodeError, OpenDError
 from proto_client.messages import MAX_PAGE_SIZE
 from proto_client.quote_context import DEFAULT_NUM, RET_OK
@@ -88,10 +89,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _ready_warehouse(settings: Settings) -> sa.Engine | None:
     """The warehouse, if it exists and is at the latest schema: then its shared rate limiter is the one to use."""
-    url = sa.engine.make_url(settings.database_url)
-    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
-        return None  # do not create a warehouse just to fetch a page
     try:
+        url = normalize_url(settings.database_url)
+        if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
+            return None  # do not create a warehouse just to fetch a page
         engine = create_engine_for(settings.database_url)
     except WarehouseError:
         return None
