@@ -122,6 +122,8 @@ def test_fetch_refuses_bad_input_before_any_request(
     assert both.status == 2 and "--all" in both.err
     unknown = _run(capsys, env, "fetch", "US.NOPE")
     assert unknown.status == 1 and "unknown security US.NOPE" in unknown.err
+    no_key = _run(capsys, {**env, "OPEND_RSA_KEY_FILE": str(tmp_path / "missing.pem")}, "fetch", "US.AAPL")
+    assert no_key.status == 2 and "OPEND_RSA_KEY_FILE" in no_key.err and "missing.pem" in no_key.err
     assert read_stats(stats)["requests"] == 1  # only the unknown code reached the gateway
     assert not (tmp_path / "none.db").exists()  # fetch creates no warehouse
 

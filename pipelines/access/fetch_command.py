@@ -20,6 +20,7 @@ from pipelines.config import ConfigError, Settings
 from pipelines.failures import fail
 from pipelines.warehouse import WarehouseError, create_engine_for, ensure_migrated
 from pipelines.warehouse.engine import normalize_url
+from proto_client.encryption import KeyFileError
 from proto_client.errors import InvalidCodeError, OpenDError
 from proto_client.messages import MAX_PAGE_SIZE
 from proto_client.quote_context import DEFAULT_NUM, RET_OK
@@ -78,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
                     return fail(COMMAND, f"{security.code}: {us_df}", EXIT_FAILED)
                 frame = hk_df if security.market.prefix == "HK" else us_df
                 next_key = frame.attrs["next_key"]
+    except KeyFileError as exc:
+        return fail(COMMAND, f"OPEND_RSA_KEY_FILE: {exc}", EXIT_USAGE)
     except OpenDError as exc:
         return fail(COMMAND, f"{security.code}: {exc}", EXIT_FAILED)
     finally:

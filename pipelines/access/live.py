@@ -36,7 +36,8 @@ def local_throttle(rate: RateLimit) -> Callable[[], float]:
 
 
 def quote_context(settings: Settings | None = None, engine: sa.Engine | None = None) -> OpenQuoteContext:
-    """An OpenQuoteContext on OPEND_HOST:OPEND_PORT, throttled by `engine`'s shared limiter or a local one."""
+    """An OpenQuoteContext on OPEND_HOST:OPEND_PORT (encrypted with OPEND_RSA_KEY_FILE if set), throttled by
+    `engine`'s shared limiter or a local one."""
     settings = Settings.from_env() if settings is None else settings
     if engine is None:
         throttle = local_throttle(settings.rate_limit)
@@ -44,7 +45,11 @@ def quote_context(settings: Settings | None = None, engine: sa.Engine | None = N
         ensure_migrated(engine)  # the shared limiter's bucket is a warehouse table
         throttle = SharedRateLimiter(engine, settings.rate_limit).acquire
     return OpenQuoteContext(
-        settings.opend_host, settings.opend_port, throttle=throttle, reply_timeout=settings.reply_timeout
+        settings.opend_host,
+        settings.opend_port,
+        rsa_key_file=settings.rsa_key_file,
+        throttle=throttle,
+        reply_timeout=settings.reply_timeout,
     )
 
 
