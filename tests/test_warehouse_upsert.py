@@ -21,11 +21,12 @@ from pipelines.warehouse import (
     upsert_rows,
     us_short_interest,
 )
-from pipelines.warehouse.postgres_upsert import COPY_THRESHOLD
 from proto_client.records import HkShortInterestRow, UsShortInterestRow
 from proto_client.security import Market
 
 FIRST_DAY = date(2024, 1, 2)
+# More rows than one INSERT statement carries (a backfill of many pages at once).
+LARGE = 2_500
 
 
 def midnight(day: date, market: Market) -> int:
@@ -140,12 +141,12 @@ def test_unchanged_reload_does_not_touch_rows(warehouse_engine: sa.Engine) -> No
     assert stored(warehouse_engine) == before
 
 
-@pytest.mark.parametrize("count", [COPY_THRESHOLD + 500])
-def test_large_batches_take_the_bulk_path_with_exact_counts(warehouse_engine: sa.Engine, count: int) -> None:
+def test_large_batches_have_exact_counts(warehouse_engine: sa.Engine) -> None:
+    count = LARGE
     half = count // 2
     stored_code = us_history("US.OLD", half)
     assert upsert_batch(warehouse_engine, stored_code[:10]).inserted == 10
-    # One code already has rows (staged merge), one has none (direct COPY).
+    # One code already has rows, one has none.
     batch = [
         *[replace(r, close_price=1.0) if i % 100 == 0 else r for i, r in enumerate(stored_code)],
         *us_history("US.NEW", count - half),
@@ -197,11 +198,11 @@ BAD_ROWS = {
 }
 
 
-@pytest.mark.parametrize("size", ["page", "bulk"])
+@pytest.mark.parametrize("size", ["page", "large"])
 @pytest.mark.parametrize("case", sorted(BAD_ROWS))
 def test_invalid_row_rolls_back_the_whole_batch(warehouse_engine: sa.Engine, case: str, size: str) -> None:
     bad, message = BAD_ROWS[case]
-    good = us_history("US.AAPL", 10 if size == "page" else COPY_THRESHOLD + 10)
+    good = us_history("US.AAPL", 10 if size == "page" else LARGE)
     with pytest.raises(InvalidRowError) as caught:
         upsert_batch(warehouse_engine, [*good, bad])
     assert message in str(caught.value)
@@ -245,8 +246,8 @@ def _concurrent_writer(url: str, seed: int, rounds: int, start: Any, failures: A
                 "US.RACE", 40, start=FIRST_DAY + timedelta(days=offset), shares_short=seed * 1000 + round_no
             )
             upsert_batch(warehouse_engine, page)
-            bulk = us_history("US.BULK", COPY_THRESHOLD + 100, start=FIRST_DAY + timedelta(days=offset))
-            upsert_batch(warehouse_engine, [replace(r, close_price=float(seed + round_no)) for r in bulk])
+            large = us_history("US.LARGE", LARGE, start=FIRST_DAY + timedelta(days=offset))
+            upsert_batch(warehouse_engine, [replace(r, close_price=float(seed + round_no)) for r in large])
     except Exception as exc:  # reported to the parent, which fails the test with it
         failures.put(f"writer {seed}: {type(exc).__name__}: {exc}")
     finally:
@@ -287,18 +288,17 @@ def test_concurrent_writers_end_with_one_row_per_key(database_url: str) -> None:
         warehouse_engine.dispose()
     max_offset = max((seed * 3 + r) % 7 for seed in (1, 2) for r in range(3))
     assert [tuple(k) for k in keys] == [
-        ("US.BULK", COPY_THRESHOLD + 100 + max_offset, COPY_THRESHOLD + 100 + max_offset),
+        ("US.LARGE", LARGE + max_offset, LARGE + max_offset),
         ("US.RACE", 40 + max_offset, 40 + max_offset),
     ]
 
 
-def test_bulk_batch_with_nulls_and_mixed_code_lengths_round_trips(warehouse_engine: sa.Engine) -> None:
-    # Rows of several byte layouts (code lengths, NULL patterns), shuffled: the bulk path must sort them
-    # and store every value exactly as the row-by-row path would.
+def test_large_batch_with_nulls_and_mixed_code_lengths_round_trips(warehouse_engine: sa.Engine) -> None:
+    # Rows of several code lengths and NULL patterns, shuffled: every value is stored exactly.
     nullable = ("shares_short", "short_percent", "avg_daily_share_volume", "days_to_cover", "close_price")
     rows = []
     for code in ("US.A", "US.BRK.B", "US.GOOGL", "US.ZZZZZZZZZZ"):
-        for i, row in enumerate(us_history(code, COPY_THRESHOLD // 3)):
+        for i, row in enumerate(us_history(code, LARGE // 3)):
             rows.append(replace(row, **{nullable[i % 7]: None}) if i % 7 < len(nullable) else row)
     rows.reverse()
     assert upsert_batch(warehouse_engine, rows) == UpsertResult(inserted=len(rows))
@@ -332,3 +332,49 @@ def test_bulk_batch_with_nulls_and_mixed_code_lengths_round_trips(warehouse_engi
     ]
     assert got == expected
     assert upsert_batch(warehouse_engine, rows) == UpsertResult(unchanged=len(rows))
+
+
+def test_revisions_follow_is_distinct_from_and_stamp_only_real_changes(warehouse_engine: sa.Engine) -> None:
+    big = 2**63 - 1
+    old = us_history("US.OLD", 40)
+    old[5] = replace(old[5], shares_short=None)
+    old[6] = replace(old[6], short_percent=0.0)
+    outside = us_history("US.OLD", 5, start=FIRST_DAY - timedelta(days=10))  # stored, not in the re-load
+    upsert_batch(warehouse_engine, [*outside, *old[:-10]])
+    before = {(r.code, r.trade_date): r for r in stored(warehouse_engine)}
+    reload = [
+        *old[:5],
+        old[5],  # NULL against NULL: not distinct
+        replace(old[6], short_percent=-0.0),  # -0.0 = 0.0 for a double: not distinct
+        replace(old[7], shares_short=None),  # NULL against a value: distinct
+        replace(old[8], close_price=math.nextafter(old[8].close_price, math.inf)),  # one ulp
+        replace(old[9], avg_daily_share_volume=big),  # the largest BIGINT
+        *old[10:],  # the last ten are new keys of a stored code
+        *us_history("US.NEW", 5),  # a code with no stored rows
+    ]
+    assert upsert_batch(warehouse_engine, reload) == UpsertResult(inserted=15, updated=3, unchanged=27)
+    after = {(r.code, r.trade_date): r for r in stored(warehouse_engine)}
+    assert len(after) == len(outside) + len(old) + 5
+    for row in outside:
+        assert after[row.code, row.trade_date] == before[row.code, row.trade_date]
+    for i, row in enumerate(old[:-10]):
+        now, then = after[row.code, row.trade_date], before[row.code, row.trade_date]
+        assert now.first_loaded_at == then.first_loaded_at
+        assert (now.updated_at > then.updated_at) == (i in (7, 8, 9))
+    assert math.copysign(1.0, after["US.OLD", old[6].trade_date].short_percent) == 1.0  # 0.0 kept, not -0.0
+    assert after["US.OLD", old[9].trade_date].avg_daily_share_volume == big
+    assert upsert_batch(warehouse_engine, reload) == UpsertResult(unchanged=len(reload))
+
+
+def test_callers_transaction_sees_its_own_writes_and_survives_a_bad_batch(warehouse_engine: sa.Engine) -> None:
+    rows = us_history("US.TXN", 60)
+    with warehouse_engine.begin() as conn:
+        assert upsert_rows(conn, rows) == UpsertResult(inserted=60)
+        assert upsert_rows(conn, rows) == UpsertResult(unchanged=60)
+        bad = replace(rows[-3], close_price=math.nan)  # its key is stored and every other field equal
+        with pytest.raises(InvalidRowError, match="close_price = nan") as caught:
+            upsert_rows(conn, [replace(r, close_price=2.0) for r in rows[:10]] + [*rows[10:-3], bad])
+        assert caught.value.trade_date == bad.trade_date
+        revised = [replace(r, close_price=3.0) if i % 4 == 0 else r for i, r in enumerate(rows)]
+        assert upsert_rows(conn, revised) == UpsertResult(updated=15, unchanged=45)
+    assert [r.close_price for r in stored(warehouse_engine)] == [r.close_price for r in revised]

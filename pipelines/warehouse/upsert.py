@@ -1,22 +1,32 @@
-"""Revision-aware loading of short-interest rows: insert new keys, update changed rows, leave the rest alone."""
+"""Revision-aware loading of short-interest rows: insert new keys, update changed rows, leave the rest alone.
+
+One statement for both databases: INSERT ... ON CONFLICT (code, trade_date) DO UPDATE ... WHERE the stored
+row IS DISTINCT FROM the new one, RETURNING what it wrote. A row it does not return was unchanged and is
+neither written nor locked, so a re-load leaves `updated_at` alone. Of the rows it returns, PostgreSQL
+says which were inserted (`xmax = 0`, exact under concurrent writers); on SQLite the page's stored keys
+are read first, in the same transaction, which the engine begins IMMEDIATE: no other writer can come
+in between. Rows are written in key order, the lock order, so concurrent writers of one code queue
+instead of deadlocking.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
-from pipelines.warehouse.bulk_columns import key_sorted_batch
-from pipelines.warehouse.postgres_upsert import COPY_THRESHOLD, copy_types, upsert_postgres, upsert_postgres_bulk
-from pipelines.warehouse.schema import KEY_COLUMNS, table_for, value_columns
-from pipelines.warehouse.sqlite_upsert import upsert_sqlite
-from pipelines.warehouse.validation import market_of_batch, sorted_valid_tuples
+from pipelines.warehouse.schema import KEY_COLUMNS, UtcDateTime, table_for, value_columns
+from pipelines.warehouse.validation import checked_batch
 from proto_client.records import ShortInterestRow
 
 # Table column -> attribute of the row dataclass, where the names differ.
 _ATTRIBUTE_OF = {"source_timestamp": "timestamp"}
+# Keys per stored-key lookup on SQLite: two parameters each, well below SQLite's limit of 32,766.
+_KEYS_PER_LOOKUP = 1_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,27 +52,56 @@ class UpsertResult:
 def upsert_rows(conn: sa.Connection, rows: Sequence[ShortInterestRow]) -> UpsertResult:
     """Load one market's rows inside the caller's transaction (so a page and its cursor commit together).
 
-    Every row is validated first; an invalid one raises InvalidRowError before anything is written.
+    Every row is checked first; an invalid one raises InvalidRowError before anything is written, and
+    the caller's transaction stays usable.
     """
     if not rows:
         return UpsertResult()
-    market = market_of_batch(rows)
+    market, ordered = checked_batch(rows)
     table = table_for(market)
-    columns = (*KEY_COLUMNS, *value_columns(table))
-    fields = tuple(_ATTRIBUTE_OF.get(name, name) for name in columns)
-    # Key order is the lock order: concurrent writers of one code then queue instead of deadlocking.
-    if conn.dialect.name != "postgresql":
-        tuples = sorted_valid_tuples(rows, fields, market)
-        inserted, updated = upsert_sqlite(conn, table, columns, tuples, datetime.now(UTC))
-    elif len(rows) > COPY_THRESHOLD:
-        batch = key_sorted_batch(rows, fields, copy_types(table, columns), market)
-        inserted, updated = upsert_postgres_bulk(conn, table, columns, batch)
+    names = (*KEY_COLUMNS, *value_columns(table))
+    fields = [_ATTRIBUTE_OF.get(name, name) for name in names]
+    records = [{name: getattr(row, field) for name, field in zip(names, fields, strict=True)} for row in ordered]
+    on_postgres = conn.dialect.name == "postgresql"
+    stored = set() if on_postgres else _stored_keys(conn, table, ordered)
+    written = conn.execute(_upsert_statement(table, on_postgres), records).all()
+    if on_postgres:
+        inserted = sum(1 for row in written if row.inserted)
     else:
-        inserted, updated = upsert_postgres(conn, table, columns, sorted_valid_tuples(rows, fields, market))
-    return UpsertResult(inserted, updated, len(rows) - inserted - updated)
+        inserted = sum(1 for row in written if (row.code, row.trade_date) not in stored)
+    return UpsertResult(inserted, len(written) - inserted, len(rows) - len(written))
 
 
 def upsert_batch(engine: sa.Engine, rows: Sequence[ShortInterestRow]) -> UpsertResult:
     """`upsert_rows` in a transaction of its own."""
     with engine.begin() as conn:
         return upsert_rows(conn, rows)
+
+
+def _upsert_statement(table: sa.Table, on_postgres: bool) -> sa.Insert:
+    insert = postgresql.insert(table) if on_postgres else sqlite.insert(table)
+    # The audit stamps come from the database's clock: PostgreSQL's transaction time, or for SQLite
+    # (which runs in this process) this process's, to the microsecond.
+    now: sa.ColumnElement[Any] = (
+        sa.func.current_timestamp() if on_postgres else sa.literal(datetime.now(UTC), UtcDateTime())
+    )
+    values = value_columns(table)
+    statement = insert.values(first_loaded_at=now, updated_at=now).on_conflict_do_update(
+        index_elements=list(KEY_COLUMNS),
+        set_={**{name: insert.excluded[name] for name in values}, "updated_at": insert.excluded.updated_at},
+        where=sa.or_(*(table.c[name].is_distinct_from(insert.excluded[name]) for name in values)),
+    )
+    inserted = sa.literal_column("xmax = 0", sa.Boolean) if on_postgres else sa.null()
+    return statement.returning(table.c.code, table.c.trade_date, inserted.label("inserted"))
+
+
+def _stored_keys(conn: sa.Connection, table: sa.Table, rows: Sequence[ShortInterestRow]) -> set[tuple[str, date]]:
+    keys = [(row.code, row.trade_date) for row in rows]
+    stored: set[tuple[str, date]] = set()
+    for start in range(0, len(keys), _KEYS_PER_LOOKUP):
+        chunk = keys[start : start + _KEYS_PER_LOOKUP]
+        query = sa.select(table.c.code, table.c.trade_date).where(
+            sa.tuple_(table.c.code, table.c.trade_date).in_(chunk)
+        )
+        stored.update((code, trade_date) for code, trade_date in conn.execute(query))
+    return stored
