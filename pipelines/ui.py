@@ -56,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
         "DAGSTER_HOME": str(home),
         "SHORTINTEREST_DATABASE_URL": absolute_sqlite_url(settings.database_url, cwd),
         "SHORTINTEREST_WATCHLIST": str(settings.watchlist_path.resolve()),
+        # `dagster dev` is what this command is; Dagster's note that `dg dev` supersedes it is not for our users.
+        "PYTHONWARNINGS": "ignore:Function `dev_command` is superseded",
     }
     print(
         f"shortinterest ui: Dagster instance {home}; open http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True

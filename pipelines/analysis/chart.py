@@ -34,12 +34,12 @@ def _shares(value: float, _position: object = None) -> str:
     return f"{value:.0f}"
 
 
-def draw(series: Sequence[CodeSeries], *, title: str | None = None) -> Figure:
-    """A figure with one panel per series, sized for a 1200-pixel-wide screen."""
+def draw(series: Sequence[CodeSeries], *, title: str | None = None, width_px: int = WIDTH_PX) -> Figure:
+    """A figure with one panel per series, `width_px` wide (a 1200-pixel screen by default)."""
     if not series:
         raise ValueError("nothing to draw: no codes given")
     height = max(MIN_HEIGHT_PX, PANEL_HEIGHT_PX * len(series) + 100)
-    figure = Figure(figsize=(WIDTH_PX / DPI, height / DPI), dpi=DPI, layout="constrained")
+    figure = Figure(figsize=(width_px / DPI, height / DPI), dpi=DPI, layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.subplots(len(series), 1, squeeze=False, sharex=False)[:, 0]
     for ax, one in zip(axes, series, strict=True):

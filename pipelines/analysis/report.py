@@ -22,6 +22,8 @@ from pipelines.orchestration.quality import markdown_table
 TOP_MOVERS = 10
 CHARTED_MOVERS = 3
 CHART_HISTORY = timedelta(days=730)
+# Narrower than a full-screen chart: the Dagster UI shows markdown metadata in a dialog about 1000 px wide.
+CHART_WIDTH_PX = 960
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,4 +93,5 @@ def _signed(value: int | None) -> str:
 
 def _chart(conn: sa.Connection, movers: tuple[Mover, ...]) -> bytes:
     series = [read_series(conn, m.code, since=m.trade_date - CHART_HISTORY) for m in movers]
-    return png_bytes(draw(series, title="Top movers: short interest and close price, last two years"))
+    title = "Top movers: short interest and close price, last two years"
+    return png_bytes(draw(series, title=title, width_px=CHART_WIDTH_PX))
