@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import io
+import re
 import socket
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
+from pipelines.config import RateLimit
 from pipelines.crawl.crawler import CodeResult
+from pipelines.crawl.estimate import CodeCost, LoadEstimate
 from pipelines.crawl.events import CrawlEvent, EventKind
 from pipelines.crawl.progress import LoadProgress, summary
 from pipelines.warehouse import create_engine_for, upgrade
@@ -129,21 +132,65 @@ def _result(code: str, error: str | None = None) -> CodeResult:
     )  # fmt: skip
 
 
-def test_live_progress_only_on_a_terminal() -> None:
-    event = CrawlEvent("US.AAPL", EventKind.PAGE, pages=3, inserted=120, waited=2.0)
-    live, plain = io.StringIO(), io.StringIO()
-    for out, is_tty in ((live, True), (plain, False)):
-        progress = LoadProgress(out, 12, live=is_tty)
-        progress.starting(2, "US.AAPL")
-        progress.on_event(event)
+def _estimate(*costs: tuple[str, str, int | None]) -> LoadEstimate:
+    return LoadEstimate(tuple(CodeCost(*c) for c in costs), RateLimit(30, 30.0))
+
+
+def test_terminal_gets_one_bar_with_codes_requests_rows_and_time_left() -> None:
+    out = io.StringIO()
+    progress = LoadProgress(out, live=True)
+    estimate = _estimate(("US.AAPL", "incremental", 1), ("US.TSLA", "full", 7), ("US.SPY", "full", None))
+    with progress.running(estimate):
+        progress.starting(0, "US.AAPL")
+        progress.on_event(CrawlEvent("US.AAPL", EventKind.PAGE, pages=1, inserted=2, updated=1, unchanged=47))
         progress.finished(_result("US.AAPL"))
-    assert "\r" in live.getvalue() and "page 3: 120 new" in live.getvalue()
-    assert plain.getvalue() == (
-        "[ 3/12] US.AAPL incremental: 1 page, 2 new, 1 updated, 47 unchanged, waited 1.2 s, 1.5 s\n"
-    )
+        progress.starting(1, "US.TSLA")
+        progress.on_event(CrawlEvent("US.TSLA", EventKind.PAGE, pages=3, inserted=150))
+        # 4 pages of US.TSLA and US.SPY's unknown history (guessed at one request) are left: 5 requests, one window.
+        assert progress.requests_left() == 5 and progress.seconds_left() == 0.0
+        assert progress.figures() == "4 requests, 200 rows"
+        progress.on_event(CrawlEvent("US.TSLA", EventKind.WAIT, message="waiting 20 s for the rate limit: ..."))
+    text = out.getvalue()
+    assert "\x1b[" in text  # drawn in place on the terminal
+    assert "[1/3] US.AAPL incremental: 1 page, 2 new" in text
+    assert "[2/3] US.TSLA waiting 20 s for the rate limit" in text
+
+
+def test_logs_get_a_line_per_code_and_a_periodic_summary() -> None:
+    out = io.StringIO()
+    now = [0.0]
+    progress = LoadProgress(out, live=False, summary_every=60.0, clock=lambda: now[0])
+    codes = [f"US.C{i}" for i in range(40)]
+    with progress.running(_estimate(*((code, "full", 10) for code in codes))):
+        for index, code in enumerate(codes[:31]):
+            now[0] = 10.0 * index
+            progress.starting(index, code)
+            progress.finished(_result(code))
+    lines = out.getvalue().splitlines()
+    assert "\x1b[" not in out.getvalue() and "\r" not in out.getvalue()
+    assert lines[0] == "[ 1/40] US.C0 incremental: 1 page, 2 new, 1 updated, 47 unchanged, waited 1.2 s, 1.5 s"
+    summaries = [line for line in lines if line.startswith("progress:")]
+    # Every 60 s of a 300 s load. The last comes as the 31st code starts: 10 codes of 10 requests are left, at
+    # 30 per 30 s (plus the limiter's 0.3 s margin) three windows after the first.
+    assert len(summaries) == 5
+    assert summaries[-1] == "progress: 30/40 codes, 30 requests, 1,500 rows, elapsed 5 min 00 s, about 1 min 31 s left"
 
 
 def test_summary_names_every_failed_code() -> None:
     text = summary([_result("US.AAPL"), _result("US.NOPE", "unknown security"), _result("US.BAD", "timeout")])
     assert "1 of 3 codes loaded" in text
     assert "2 codes failed:\n  US.NOPE: unknown security\n  US.BAD: timeout" in text
+
+
+def test_a_load_held_back_by_the_rate_limit_says_how_long_and_why(
+    sqlite_url: str, gateway_factory: Callable[..., GatewayProcess]
+) -> None:
+    upgrade(sqlite_url)
+    gateway = gateway_factory("--rate", "off", "--as-of", AS_OF.isoformat())
+    env = {**gateway.env(), "SHORTINTEREST_DATABASE_URL": sqlite_url, "OPEND_RATE_LIMIT": "3/3"}
+    result = run_cli("load", "US.AAPL", env=env)  # 7 pages: the 4th and the 7th wait for the window
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 code (1 full): at least 1 request (a whole history costs one per 50 rows)" in result.stdout
+    waits = re.findall(r"US\.AAPL waiting (\d+) s for the rate limit: 3/3 requests/seconds are used up", result.stdout)
+    assert len(waits) == 2 and all(int(w) >= 2 for w in waits), result.stdout
+    assert re.search(r"^progress: 1/1 codes|^\[1/1\] US\.AAPL full: 7 pages", result.stdout, re.MULTILINE)

@@ -159,6 +159,17 @@ class Crawler:
         self.gateway = gateway or gateway_dependency(client, OutagePolicy(), describe=describe_failure)
         self.warehouse = warehouse or warehouse_dependency(engine, OutagePolicy(), describe=describe_failure)
         self._rng = random.Random()
+        self._current: _Progress | None = None
+        limiter.on_long_wait = self._announce_wait
+
+    def _announce_wait(self, seconds: float) -> None:
+        if self._current is not None:
+            self._emit(
+                self._current,
+                EventKind.WAIT,
+                f"waiting {seconds:.0f} s for the rate limit: {self.limiter.rate} requests/seconds are used up "
+                "by this load and any other sharing the gateway's account",
+            )
 
     def crawl_codes(self, codes: Sequence[str], *, full: bool = False) -> list[CodeResult]:
         """Crawl each code in turn; one failing code never stops the others."""
@@ -171,6 +182,7 @@ class Crawler:
         that is no failure of this code, and the load must stop rather than try the next one.
         """
         progress = _Progress(code, self.limiter.waited_seconds, self.client.requests_sent)
+        self._current = progress
         try:
             market = parse_code(code).market
         except InvalidCodeError as exc:

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from pipelines.config import RateLimit
+from pipelines.crawl.outage import format_duration
 from pipelines.crawl.rate_limiter import default_margin
-from pipelines.warehouse import get_crawl_state, newest_trade_date
+from pipelines.warehouse import list_crawl_states
 
 PAGE_ROWS = 50
 
@@ -51,17 +52,16 @@ class LoadEstimate:
 
     def describe(self) -> str:
         """One sentence: what kind of load, how many requests, how long at the rate limit."""
-        kinds = [f"{n} {mode}" for mode in ("full", "resumed", "incremental") if (n := self.count(mode))]
-        total = self.known_requests + self.unknown
+        kinds = ", ".join(f"{n} {mode}" for mode in ("full", "resumed", "incremental") if (n := self.count(mode)))
+        head = f"{_count(len(self.costs), 'code')} ({kinds})"
+        total = _count(self.known_requests + self.unknown, "request")
+        at = f"at {self.rate} requests/seconds"
         if self.unknown:
-            return (
-                f"{len(self.costs)} codes ({', '.join(kinds)}): at least {total} requests (a whole history costs "
-                f"one per {PAGE_ROWS} rows), {_duration(self.seconds)} or more at {self.rate} requests/seconds"
-            )
-        return (
-            f"{len(self.costs)} codes ({', '.join(kinds)}): {total} requests, "
-            f"about {_duration(self.seconds)} at {self.rate} requests/seconds"
-        )
+            longer = f", at least {format_duration(self.seconds)} {at}" if self.seconds >= 1 else ""
+            return f"{head}: at least {total} (a whole history costs one per {PAGE_ROWS} rows){longer}"
+        if self.seconds < 1:
+            return f"{head}: {total}, within the first window {at}"
+        return f"{head}: {total}, about {format_duration(self.seconds)} {at}"
 
 
 def seconds_for(requests: int, rate: RateLimit) -> float:
@@ -84,22 +84,20 @@ def estimate_load(
     full: bool = False,
     history_rows: Callable[[str], int] | None = None,
 ) -> LoadEstimate:
+    """Each code's cost from the crawl state alone (one query, however long the watchlist)."""
+    states = {state.code: state for state in list_crawl_states(conn)}
     costs = []
     for code in codes:
-        state = get_crawl_state(conn, code)
+        state = states.get(code)
         whole = pages_for(history_rows(code)) if history_rows is not None else None
         if state is not None and state.full_crawl_cursor:
             costs.append(CodeCost(code, "resumed", whole))
-        elif full or state is None or state.newest_trade_date is None or newest_trade_date(conn, code) is None:
+        elif full or state is None or state.newest_trade_date is None:
             costs.append(CodeCost(code, "full", whole))
         else:
             costs.append(CodeCost(code, "incremental", 1))
     return LoadEstimate(tuple(costs), rate)
 
 
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 3600:
-        return f"{seconds // 60:.0f} min {seconds % 60:.0f} s"
-    return f"{seconds // 3600:.0f} h {seconds % 3600 // 60:.0f} min"
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"

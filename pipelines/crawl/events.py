@@ -10,6 +10,7 @@ class EventKind(StrEnum):
     START = "start"  # a code's crawl begins (message says full / incremental / resumed)
     PAGE = "page"  # a page was written (counters are the code's running totals)
     RETRY = "retry"  # a transient failure; the crawler waits `backoff` seconds and tries again
+    WAIT = "wait"  # the rate limit holds the next request back for a while; `message` says how long and why
     DONE = "done"  # the code finished cleanly
     FAILED = "failed"  # the code gave up; `message` says why
 

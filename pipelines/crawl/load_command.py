@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from pipelines.config import ConfigError, Settings
 from pipelines.crawl.crawler import CodeResult, open_crawler
+from pipelines.crawl.estimate import estimate_load
 from pipelines.crawl.outage import DependencyDownError, stopped_message
 from pipelines.crawl.progress import LoadProgress, summary
 from pipelines.crawl.watchlist import Watchlist, WatchlistError, load_watchlist, watchlist_from_entries
@@ -58,22 +59,24 @@ def run(args: argparse.Namespace) -> int:
         return _fail(f"{exc}\nnothing was loaded", EXIT_USAGE)
 
     out = sys.stdout
-    progress = LoadProgress(out, len(watchlist.codes), live=out.isatty())
+    progress = LoadProgress(out, live=out.isatty())
     results: list[CodeResult] = []
     try:
         with open_crawler(settings, on_event=progress.on_event, on_outage=progress.note) as crawler:
+            with crawler.engine.connect() as conn:
+                estimate = estimate_load(conn, watchlist.codes, settings.rate_limit, full=args.full)
             print(
-                f"loading {len(watchlist.codes)} code{'s' if len(watchlist.codes) != 1 else ''} "
-                f"({'full history' if args.full else 'new rows'}) from {crawler.client.endpoint} "
-                f"into {mask_url(crawler.engine.url)}, rate limit {settings.rate_limit} (requests/seconds)",
+                f"loading {'full history' if args.full else 'new rows'} from {crawler.client.endpoint} "
+                f"into {mask_url(crawler.engine.url)}: {estimate.describe()}",
                 file=out,
                 flush=True,
             )
-            for index, code in enumerate(watchlist.codes):
-                progress.starting(index, code)
-                result = crawler.crawl_code(code, full=args.full)
-                progress.finished(result)
-                results.append(result)
+            with progress.running(estimate):
+                for index, code in enumerate(watchlist.codes):
+                    progress.starting(index, code)
+                    result = crawler.crawl_code(code, full=args.full)
+                    progress.finished(result)
+                    results.append(result)
     except KeyFileError as exc:
         return _fail(f"OPEND_RSA_KEY_FILE: {exc}\nnothing was loaded", EXIT_USAGE)
     except (EncryptionError, QuoteLoginError) as exc:

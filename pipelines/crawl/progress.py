@@ -1,73 +1,183 @@
-"""What `shortinterest load` prints while it works: a line per code, and a live line on a terminal.
+"""What `shortinterest load` prints while it works: a line per code, and how far the whole load has come.
 
-Scheduled runs write to logs, where a line rewritten in place is noise, so the live line (pages and
-rows so far, seconds waited for the rate limit) appears only when the output is a TTY.
+On a terminal one live bar (rich) shows codes done of all, requests, rows, elapsed and time left, with
+each code's line printed above it. Scheduled runs write to logs, where a redrawn bar is noise: there each
+code keeps its line and a summary line with the same figures follows every `summary_every` seconds.
+
+Time left comes from what the gateway's budget allows, not from the pace so far: the requests still
+needed (each code's planned cost, pages for histories of unknown length guessed from the full crawls
+done so far) at the rate limit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TextIO
 
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
 from pipelines.crawl.crawler import CodeResult
+from pipelines.crawl.estimate import LoadEstimate, seconds_for
 from pipelines.crawl.events import CrawlEvent, EventKind
+from pipelines.crawl.outage import format_duration
 from pipelines.crawl.table import format_table
 
-_CLEAR_LINE = "\r\x1b[K"
+SUMMARY_EVERY_SECONDS = 60.0
 
 
 class LoadProgress:
-    """Receives crawl events (`on_event`) and per-code results (`finished`) and writes them to `out`."""
+    """Receives crawl events (`on_event`), per-code results (`finished`) and load-wide notes (`note`).
 
-    def __init__(self, out: TextIO, total: int, *, live: bool) -> None:
+    The bar is drawn inside `running(estimate)`; lines before it are plain. Safe to call from several threads.
+    """
+
+    def __init__(
+        self,
+        out: TextIO,
+        *,
+        live: bool,
+        summary_every: float = SUMMARY_EVERY_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.out = out
-        self.total = total
         self.live = live
-        self._index = 0
-        self._live_shown = False
+        self.summary_every = summary_every
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.estimate: LoadEstimate | None = None
+        self._started = self._last_summary = clock()
+        self._cost: dict[str, int | None] = {}
+        self._done: dict[str, CodeResult] = {}
+        self._pages_now: dict[str, int] = {}  # pages so far of the codes being crawled
+        self._rows_now: dict[str, int] = {}
+        self._bar: Progress | None = None
+        self._task = TaskID(0)
+
+    @property
+    def total(self) -> int:
+        return len(self._cost)
+
+    @contextmanager
+    def running(self, estimate: LoadEstimate) -> Iterator[LoadProgress]:
+        """Show the load's progress against `estimate` (the live bar on a terminal) until the block ends."""
+        with self._lock:
+            self.estimate = estimate
+            self._cost = {c.code: c.requests for c in estimate.costs}
+            self._started = self._last_summary = self._clock()
+            if self.live:
+                self._bar = Progress(
+                    TextColumn("[bold]loading"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TextColumn("codes, {task.fields[figures]},"),
+                    TimeElapsedColumn(),
+                    TextColumn("{task.fields[left]}"),
+                    console=Console(file=self.out, force_terminal=True),
+                    transient=True,
+                )
+                self._task = self._bar.add_task("load", total=self.total, figures="", left="")
+                self._bar.start()
+        try:
+            yield self
+        finally:
+            with self._lock:
+                if self._bar is not None:
+                    self._bar.stop()
+                    self._bar = None
 
     def starting(self, index: int, code: str) -> None:
-        self._index = index
-        if self.live:
-            self._show_live(f"{self._position()} {code} starting")
+        with self._lock:
+            self._pages_now[code] = 0
+            self._rows_now[code] = 0
+            self._refresh()
 
     def on_event(self, event: CrawlEvent) -> None:
-        if event.kind is EventKind.PAGE and self.live:
-            self._show_live(
-                f"{self._position()} {event.code} page {event.pages}: {event.inserted} new, {event.updated} updated, "
-                f"{event.unchanged} unchanged, waited {event.waited:.1f} s for the rate limit"
-            )
-        elif event.kind is EventKind.RETRY:
-            self._print(f"{self._position()} {event.code} {event.message}")
+        with self._lock:
+            if event.kind is EventKind.PAGE:
+                self._pages_now[event.code] = event.pages
+                self._rows_now[event.code] = event.rows
+                self._refresh()
+            elif event.kind in (EventKind.RETRY, EventKind.WAIT):
+                self._print(f"{self._position()} {event.code} {event.message}")
 
     def note(self, line: str) -> None:
         """A line about the load as a whole, such as an outage beginning or ending."""
-        self._print(line)
+        with self._lock:
+            self._print(line)
 
     def finished(self, result: CodeResult) -> None:
-        if result.ok:
-            pages = f"{result.pages} page{'s' if result.pages != 1 else ''}"
-            self._print(
-                f"{self._position()} {result.code} {result.mode}: {pages}, {result.inserted} new, "
-                f"{result.updated} updated, {result.unchanged} unchanged, waited {result.waited_seconds:.1f} s, "
-                f"{result.elapsed_seconds:.1f} s"
-            )
-        else:
-            self._print(f"{self._position()} {result.code} FAILED: {result.error}")
+        with self._lock:
+            self._done[result.code] = result
+            self._pages_now.pop(result.code, None)
+            self._rows_now.pop(result.code, None)
+            if result.ok:
+                pages = f"{result.pages} page{'s' if result.pages != 1 else ''}"
+                self._print(
+                    f"{self._position(finished=True)} {result.code} {result.mode}: {pages}, {result.inserted} new, "
+                    f"{result.updated} updated, {result.unchanged} unchanged, waited {result.waited_seconds:.1f} s, "
+                    f"{result.elapsed_seconds:.1f} s"
+                )
+            else:
+                self._print(f"{self._position(finished=True)} {result.code} FAILED: {result.error}")
+            self._refresh()
 
-    def _position(self) -> str:
+    # What the bar and the summary lines say.
+
+    def requests_done(self) -> int:
+        return sum(r.requests for r in self._done.values()) + sum(self._pages_now.values())
+
+    def rows_done(self) -> int:
+        return sum(r.inserted + r.updated + r.unchanged for r in self._done.values()) + sum(self._rows_now.values())
+
+    def requests_left(self) -> int:
+        full = [r for r in self._done.values() if r.mode == "full" and r.ok]
+        guess = max(1, round(sum(r.requests for r in full) / len(full))) if full else 1
+        left = 0
+        for code, cost in self._cost.items():
+            if code in self._done:
+                continue
+            left += max(0, (cost if cost is not None else guess) - self._pages_now.get(code, 0))
+        return left
+
+    def seconds_left(self) -> float:
+        return seconds_for(self.requests_left(), self.estimate.rate) if self.estimate else 0.0
+
+    def figures(self) -> str:
+        return f"{self.requests_done():,} requests, {self.rows_done():,} rows"
+
+    def summary_line(self) -> str:
+        elapsed = format_duration(self._clock() - self._started)
+        return (
+            f"progress: {len(self._done)}/{self.total} codes, {self.figures()}, elapsed {elapsed}, "
+            f"about {format_duration(self.seconds_left())} left"
+        )
+
+    def _position(self, finished: bool = False) -> str:
+        """`[n/total]`: a finished code's place in the order codes finished, else the place it will take."""
         width = len(str(self.total))
-        return f"[{self._index + 1:>{width}}/{self.total}]"
+        return f"[{len(self._done) + (0 if finished else 1):>{width}}/{self.total}]"
 
-    def _show_live(self, text: str) -> None:
-        self.out.write(_CLEAR_LINE + text)
-        self.out.flush()
-        self._live_shown = True
+    def _refresh(self) -> None:
+        if self._bar is not None:
+            left = f"~{format_duration(self.seconds_left())} left"
+            self._bar.update(self._task, completed=len(self._done), figures=self.figures(), left=left)
+            return
+        now = self._clock()
+        if self.estimate is not None and now - self._last_summary >= self.summary_every:
+            self._last_summary = now
+            self._write(self.summary_line())
 
     def _print(self, text: str) -> None:
-        if self._live_shown:
-            self.out.write(_CLEAR_LINE)
-            self._live_shown = False
+        if self._bar is not None:
+            self._bar.console.print(text, markup=False, highlight=False, soft_wrap=True)
+        else:
+            self._write(text)
+
+    def _write(self, text: str) -> None:
         self.out.write(text + "\n")
         self.out.flush()
 

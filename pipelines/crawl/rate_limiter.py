@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -51,6 +51,10 @@ reservations = sa.Table(
     sa.Column("reserved_at", sa.Float(precision=53), nullable=False),
     sa.Index("ix_rate_limit_reservations_bucket_reserved_at", "bucket", "reserved_at"),
 )
+
+
+# A wait longer than this is announced (`on_long_wait`): a person watching a load sees why it sits still.
+LONG_WAIT_SECONDS = 2.0
 
 
 class RateLimiterError(RuntimeError):
@@ -115,6 +119,8 @@ class SharedRateLimiter:
         self._totals_lock = threading.Lock()
         self._waited = 0.0
         self._acquired = 0
+        # Told the seconds a request is about to wait, when that is more than LONG_WAIT_SECONDS.
+        self.on_long_wait: Callable[[float], None] | None = None
         self._lock_key = advisory_lock_key(f"rate_limiter:{bucket}")
 
     def __repr__(self) -> str:
@@ -132,7 +138,10 @@ class SharedRateLimiter:
     def acquire(self) -> float:
         """Block until this caller may send one request; returns the seconds spent waiting."""
         started = time.monotonic()
-        self.reserve().wait()
+        reservation = self.reserve()
+        if reservation.delay > LONG_WAIT_SECONDS and self.on_long_wait is not None:
+            self.on_long_wait(reservation.delay)
+        reservation.wait()
         waited = time.monotonic() - started
         with self._totals_lock:
             self._waited += waited

@@ -235,6 +235,8 @@ def _event_logger(context: dg.AssetExecutionContext) -> Callable[[CrawlEvent], N
     def on_event(event: CrawlEvent) -> None:
         if event.kind is EventKind.RETRY:
             context.log.warning(f"{event.code}: {event.message}")
+        elif event.kind is EventKind.WAIT:
+            context.log.info(f"{event.code}: {event.message}")
         elif event.kind is EventKind.PAGE:
             if event.waited > waited_so_far.get(event.code, 0.0) + 0.05:
                 context.log.info(
