@@ -18,10 +18,12 @@ import yaml
 
 from pipelines.config import RateLimit, Settings
 from pipelines.definitions import build_definitions
-from pipelines.orchestration.jobs import full_refresh_job_name, refresh_job_name
-from pipelines.orchestration.resources import resources_from_settings
-from pipelines.orchestration.run_retries import MAX_RETRIES_TAG, RUN_RETRIES, loaded_since
+from pipelines.orchestration.assets import short_interest_asset
+from pipelines.orchestration.jobs import full_refresh_job_name, refresh_job, refresh_job_name
+from pipelines.orchestration.resources import default_resources, resources_from_settings
+from pipelines.orchestration.run_retries import MAX_RETRIES_TAG, RETRY_NUMBER_TAG, RUN_RETRIES, loaded_since
 from pipelines.orchestration.runner import MarketRun, run_market
+from pipelines.orchestration.schedules import run_request_for_codes
 from pipelines.warehouse import create_engine_for, upgrade
 from proto_client.security import Market
 from tests.support.gateway import GatewayProcess
@@ -148,3 +150,60 @@ def test_refresh_jobs_and_the_instance_retry_failed_runs() -> None:
     assert settings["run_retries"] == {"enabled": True, "max_retries": RUN_RETRIES}
     with dg.instance_for_test(overrides={"run_retries": settings["run_retries"]}) as instance:
         assert instance.run_retries_enabled and instance.run_retries_max_retries == RUN_RETRIES
+
+
+def hk_refresh_job() -> dg.JobDefinition:
+    """The HK refresh job with the code location's resources, run in process (execute_job needs a module-level
+    function to rebuild it from)."""
+    defs = dg.Definitions(
+        assets=[short_interest_asset(Market.HK)],
+        jobs=[refresh_job(Market.HK)],
+        resources=default_resources(),
+        executor=dg.in_process_executor,
+    )
+    return defs.resolve_job_def(refresh_job_name(Market.HK))
+
+
+def test_a_retry_of_a_run_stopped_by_an_outage_loads_only_what_is_left(
+    gateway_factory: Callable[..., GatewayProcess],
+    postgres_url: str,
+    instance: dg.DagsterInstance,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    upgrade(postgres_url)
+    gw = start_gateway(gateway_factory)
+    for name, value in {
+        **gw.env(),
+        "OPEND_RATE_LIMIT": RATE,
+        "SHORTINTEREST_DATABASE_URL": postgres_url,
+        "SHORTINTEREST_OUTAGE_TIMEOUT": "2",
+    }.items():
+        monkeypatch.setenv(name, value)
+    job = dg.reconstructable(hk_refresh_job)
+    request = run_request_for_codes(list(CODES), Market.HK)
+    assert isinstance(request, dg.RunRequest)
+    first: list[dg.JobExecutionResult] = []
+    thread = threading.Thread(target=lambda: first.append(dg.execute_job(job, instance, tags=request.tags)))
+    thread.start()
+
+    kill_mid_load(gw, postgres_url, thread)
+    thread.join(timeout=120)
+    assert first and not first[0].success
+    start_gateway(gateway_factory, "--port", str(gw.port))
+    # What the run-retry daemon launches: a re-execution from the failure, tagged with its retry number.
+    retry = dg.execute_job(
+        job,
+        instance,
+        tags={**request.tags, RETRY_NUMBER_TAG: "1"},
+        reexecution_options=dg.ReexecutionOptions.from_failure(first[0].run_id, instance),
+    )
+
+    assert retry.success
+    loaded = {
+        event.event_specific_data.materialization.partition  # type: ignore[union-attr]
+        for event in retry.get_asset_materialization_events()
+    }
+    assert loaded == set(CODES[1:]), "the retry re-read a code the first attempt had loaded"
+    assert_warehouse_matches_gateway(postgres_url, CODES, AS_OF)
+    assert_crawl_completed(postgres_url, CODES, AS_OF)
+    assert any("1 code(s) it loaded are skipped" in line for line in log_lines(instance, retry.run_id))
