@@ -43,7 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = (
         "Gateway: OPEND_HOST/OPEND_PORT (encrypted link: OPEND_RSA_KEY_FILE); rate limit: OPEND_RATE_LIMIT (shared by "
         "all loads on one warehouse); "
-        "warehouse: SHORTINTEREST_DATABASE_URL; watchlist: SHORTINTEREST_WATCHLIST."
+        "warehouse: SHORTINTEREST_DATABASE_URL; watchlist: SHORTINTEREST_WATCHLIST; how long to wait out an outage "
+        "of the gateway or the warehouse: SHORTINTEREST_OUTAGE_TIMEOUT (exit status 75 past it)."
     )
 
 
