@@ -134,7 +134,7 @@ class GatewayServer:
             initial = frame.proto_id == replies.PROTO_INIT_CONNECT
             encrypt = (rsa_key.encrypt if rsa_key is not None else None) if initial else conn.encrypt
             if not initial and conn.session is not None:
-                await self._maybe_notify(writer, conn, frame.serial_no)
+                self._maybe_notify(writer, conn, frame.serial_no)
             data = encode_frame(
                 Frame(frame.proto_id, frame.serial_no, encode_body(reply.message, frame.proto_fmt), frame.proto_fmt),
                 encrypt,
@@ -152,7 +152,7 @@ class GatewayServer:
                 conn.encrypt, conn.decrypt = cipher.encrypt, cipher.decrypt
                 log.info("encrypted link with %s in %s", conn.peer, cipher.mode)
 
-    async def _maybe_notify(self, writer: asyncio.StreamWriter, conn: _Connection, serial_no: int) -> None:
+    def _maybe_notify(self, writer: asyncio.StreamWriter, conn: _Connection, serial_no: int) -> None:
         """A Notify push ahead of every Nth reply, under the serial number of the request being answered:
         a client must match replies by proto id as well as serial number."""
         every = self.options.notify_every
