@@ -24,7 +24,7 @@ from pipelines.warehouse.migrate import alembic_config
 from pipelines.warehouse.schema import READER_ROLE, VIEW_NAMES, metadata
 
 DATA_TABLES = ("us_short_interest", "hk_short_interest")
-OWN_TABLES = (*DATA_TABLES, "crawl_state")
+OWN_TABLES = (*DATA_TABLES, "crawl_state", "short_interest_newest")
 
 
 @pytest.fixture

@@ -112,6 +112,7 @@ us_short_interest = sa.Table(
     sa.CheckConstraint("code LIKE 'US.%'", name="ck_us_short_interest_code_market"),
     sa.CheckConstraint("shares_short >= 0", name="ck_us_short_interest_shares_short_nonneg"),
     sa.CheckConstraint("avg_daily_share_volume >= 0", name="ck_us_short_interest_avg_volume_nonneg"),
+    sa.Index("ix_us_short_interest_trade_date", "trade_date"),
     comment="US short interest (FINRA reports, twice a month), one row per security and settlement date.",
 )
 
@@ -139,6 +140,7 @@ hk_short_interest = sa.Table(
     sa.PrimaryKeyConstraint("code", "trade_date", name="pk_hk_short_interest"),
     sa.CheckConstraint("code LIKE 'HK.%'", name="ck_hk_short_interest_code_market"),
     sa.CheckConstraint("aggregated_short >= 0", name="ck_hk_short_interest_aggregated_short_nonneg"),
+    sa.Index("ix_hk_short_interest_trade_date", "trade_date"),
     comment="Hong Kong short positions (SFC weekly aggregated reportable short positions), one row per "
     "security and reporting date.",
 )
@@ -162,6 +164,19 @@ crawl_state = sa.Table(
     sa.PrimaryKeyConstraint("code", name="pk_crawl_state"),
     sa.CheckConstraint("market IN ('US', 'HK')", name="ck_crawl_state_market"),
     comment="Crawler bookkeeping per security: progress, resumable cursor and last error.",
+)
+
+# Kept by triggers on the data tables (migration 0003): never written by the loader.
+short_interest_newest = sa.Table(
+    "short_interest_newest",
+    metadata,
+    sa.Column("code", sa.String(32), nullable=False, comment="Full security code, e.g. US.AAPL."),
+    sa.Column("market", sa.String(2), nullable=False, comment="Market of the code: 'US' or 'HK'."),
+    sa.Column("trade_date", sa.Date(), nullable=False, comment="trade_date of the newest stored report of this code."),
+    sa.PrimaryKeyConstraint("code", name="pk_short_interest_newest"),
+    sa.CheckConstraint("market IN ('US', 'HK')", name="ck_short_interest_newest_market"),
+    comment="Newest report date per security, kept by triggers on the short-interest tables; "
+    "short_interest_latest reads it.",
 )
 
 DATA_TABLES: dict[Market, sa.Table] = {Market.US: us_short_interest, Market.HK: hk_short_interest}
