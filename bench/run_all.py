@@ -134,6 +134,45 @@ def _export_memory(r: dict) -> list[Figure]:
     ]
 
 
+def _analyst_queries(r: dict) -> list[Figure]:
+    worst, targets = r["worst_ms"], r["targets_ms"]
+    first = r.get("first_definitions_ms", {})
+
+    def against_first(query: str) -> str:
+        return f"; the first (window) definitions: {first[query]:,.0f} ms" if query in first else ""
+
+    pages = r["page_upsert_p50_ms"]
+    return [
+        Figure(
+            f"{label}, {r['codes']:,} codes, {r['rows']:,} rows",
+            f"{worst[name]:.1f} ms (median of {r['repeat']}, rows fetched){against_first(query)}",
+            f"<= {targets[name]:.0f} ms",
+            worst[name] <= targets[name],
+        )
+        for name, label, query in (
+            ("latest", "latest report of every code", "latest"),
+            ("movers", "one date's top-10 movers, slowest of up/down x US/HK", "movers_up_us"),
+            ("one_code", "one code's changes, slowest of US/HK", "one_code_us"),
+        )
+    ] + [
+        Figure(
+            "50-row page upsert on that warehouse, p50, slowest case",
+            f"{worst['page_upsert_p50']:.1f} ms; with/without the views' triggers and index: "
+            + ", ".join(f"{k} {v['with'] / v['without']:.2f}" for k, v in pages.items()),
+            f"<= {targets['page_upsert_p50']:.0f} ms",
+            worst["page_upsert_p50"] <= targets["page_upsert_p50"],
+        )
+    ]
+
+
+def _analyst_query_plans(r: dict) -> str:
+    sections = [f"### `{name}`\n\n```\n{plan}\n```" for name, plan in r["plans"].items()]
+    return "## Analyst query plans (EXPLAIN ANALYZE)\n\n" + "\n\n".join(sections) + "\n"
+
+
+# Benchmarks whose JSON also carries detail the report appends after the table.
+DETAILS: dict[str, Callable[[dict], str]] = {"analyst_queries": _analyst_query_plans}
+
 # name -> (script, JSON it writes, summarizer)
 BENCHMARKS: dict[str, tuple[str, str, Callable[[dict], list[Figure]]]] = {
     "rate_budget": ("rate_budget.py", "rate_budget.json", _rate_budget),
@@ -143,6 +182,7 @@ BENCHMARKS: dict[str, tuple[str, str, Callable[[dict], list[Figure]]]] = {
     "encryption_latency": ("encryption_latency.py", "encryption_latency.json", _encryption_latency),
     "dagster_overhead": ("dagster_overhead.py", "dagster_overhead.json", _dagster_overhead),
     "export_memory": ("export_memory.py", "export_memory.json", _export_memory),
+    "analyst_queries": ("analyst_queries.py", "analyst_queries.json", _analyst_queries),
 }
 
 
@@ -190,6 +230,10 @@ def render(rows: list[tuple[str, list[Figure], str | None, float]]) -> str:
         lines.append(f"- **{name}** (`bench/{script.name}`, {elapsed:.0f} s): {_first_paragraph(script)}")
         if error:
             lines.append(f"  - error: `{error}`")
+    for name, _, error, _ in rows:
+        if name in DETAILS and not error:
+            result = json.loads((RESULTS / BENCHMARKS[name][1]).read_text(encoding="utf-8"))
+            lines += ["", DETAILS[name](result)]
     return "\n".join(lines) + "\n"
 
 
