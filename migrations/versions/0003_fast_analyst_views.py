@@ -14,19 +14,20 @@ row of both tables, and a filter on the report date cannot be pushed below a win
   Keeping the previous report's values on each row instead (by trigger) would make a whole-table read a
   plain scan, but every out-of-order row or revision would then rewrite its successor, and every bulk load
   would write each row twice; the lookup needs no write-time work and stays correct by construction.
-* short_interest_latest reads short_interest_newest, one row per code naming its newest trade_date, and
-  fetches those rows by primary key. A skip scan over the key (a recursive query, no write-time work) was
-  measured at 3-4 times the 100 ms target for 10,000 codes, as PostgreSQL 15 has no skip scan of its own.
-  The table is kept by triggers, so every write shows at once whatever wrote it (the loader, a hand fix, a
-  bulk import, COPY): a statement-level trigger folds each INSERT or COPY's rows into it in one grouped
-  statement (a 50-row page adds one small upsert), a row trigger fires only when a key changes, deletes and
-  TRUNCATE recompute or drop the codes that lost their newest row. Revisions of values, the loader's usual
-  UPDATE, fire nothing. The triggers run as the table's owner (SECURITY DEFINER), so a writer needs no
-  privilege on the bookkeeping table. Writes with triggers disabled (session_replication_role = replica)
+* short_interest_latest reads short_interest_newest, each code's newest report in the view's columns. Two
+  cheaper-to-write designs were measured first: a skip scan over the key (a recursive query, no write-time
+  work) took 3-4 times the 100 ms target, as PostgreSQL 15 has no skip scan of its own; a table of newest
+  dates joined back to the data by key took 10-20 times its own read of 10,000 rows, since it touches a
+  key page and a heap page per code, more than the default shared_buffers hold. The table is kept by
+  triggers, so every write shows at once whatever wrote it (the loader, a hand fix, a bulk import, COPY):
+  statement-level triggers fold each INSERT, COPY or UPDATE in with one grouped statement (a 50-row page
+  adds one small statement), a row trigger fires only when a key changes, deletes and TRUNCATE recompute
+  or drop the codes that lost their newest row. The triggers run as the table's owner (SECURITY DEFINER),
+  so a writer needs no privilege on it. Writes with triggers disabled (session_replication_role = replica)
   bypass it, as they bypass every constraint trigger.
 
-SQLite keeps correct and simpler: row triggers keep the same newest table (and short_interest_latest reads
-it), short_interest_changes keeps its window (SQLite has no LATERAL).
+SQLite keeps correct and simpler: row triggers keep the same table (and short_interest_latest reads it),
+short_interest_changes keeps its window (SQLite has no LATERAL).
 """
 
 from __future__ import annotations
@@ -47,13 +48,14 @@ _MARKETS = {
     "HK": ("hk_short_interest", "aggregated_short", "aggregated_short_ratio"),
 }
 
-_LATEST = """
-    SELECT CAST('{market}' AS VARCHAR(2)) AS market, t.code, t.trade_date, t.{shares} AS short_shares,
-           t.{percent} AS short_percent, t.close_price, t.last_close_price, t.updated_at
-      FROM short_interest_newest n
-      JOIN {table} t ON t.code = n.code AND t.trade_date = n.trade_date
-     WHERE n.market = '{market}'
-"""
+_COLUMNS = "market, code, trade_date, short_shares, short_percent, close_price, last_close_price, updated_at"
+_LATEST = f"SELECT {_COLUMNS} FROM short_interest_newest"
+# The view's columns from a market table aliased t (a template: format with one of _MARKETS).
+_FROM_TABLE = (
+    "CAST('{market}' AS VARCHAR(2)), t.code, t.trade_date, t.{shares}, t.{percent}, t.close_price, "
+    "t.last_close_price, t.updated_at"
+)
+_SET_ALL = ", ".join(f"{c} = EXCLUDED.{c}" for c in _COLUMNS.split(", ") if c != "code")
 
 _CHANGES_POSTGRES = """
     SELECT CAST('{market}' AS VARCHAR(2)) AS market, t.code, t.trade_date, t.{shares} AS short_shares,
@@ -94,96 +96,120 @@ _OLD_CHANGES = """
               FROM short_interest s) with_previous
 """
 
-# PostgreSQL: one function per event, shared by both tables; TG_ARGV[0] is the table's market.
+# PostgreSQL. Recompute these codes' newest reports from the tables (after deletes and key changes).
+_PG_RECOMPUTE = f"""
+    CREATE FUNCTION short_interest_newest_recompute(codes VARCHAR[]) RETURNS void
+    LANGUAGE sql SECURITY DEFINER SET search_path FROM CURRENT AS $body$
+        DELETE FROM short_interest_newest n
+         WHERE n.code = ANY (codes) AND NOT EXISTS (SELECT 1 FROM short_interest s WHERE s.code = n.code);
+        INSERT INTO short_interest_newest AS n ({_COLUMNS})
+        SELECT s.*
+          FROM (SELECT DISTINCT unnest(codes) AS code) c
+         CROSS JOIN LATERAL (SELECT {_COLUMNS} FROM short_interest s WHERE s.code = c.code
+                              ORDER BY s.trade_date DESC LIMIT 1) s
+         ORDER BY s.code
+        ON CONFLICT (code) DO UPDATE SET {_SET_ALL};
+    $body$
+"""
+# Per market (format with one of _MARKETS), one function per event.
 _PG_FUNCTIONS = {
-    # Every INSERT or COPY statement: each code's newest inserted date, where newer than the stored one.
-    # Codes already as new are filtered out first, so loading old history locks no bookkeeping row.
-    "short_interest_newest_inserted": """
-        BEGIN
-            INSERT INTO short_interest_newest AS n (code, market, trade_date)
-            SELECT g.code, TG_ARGV[0], g.newest
-              FROM (SELECT code, max(trade_date) AS newest FROM new_rows GROUP BY code) g
-             WHERE NOT EXISTS (SELECT 1 FROM short_interest_newest s
-                                WHERE s.code = g.code AND s.trade_date >= g.newest)
-             ORDER BY g.code
-            ON CONFLICT (code) DO UPDATE SET trade_date = EXCLUDED.trade_date
-             WHERE n.trade_date < EXCLUDED.trade_date;
-            RETURN NULL;
-        END
+    # Every INSERT or COPY statement: each code's newest inserted row, where not older than the stored one.
+    # Codes with a newer report stored are filtered out first, so loading old history locks nothing here.
+    "inserted": f"""
+        INSERT INTO short_interest_newest AS n ({_COLUMNS})
+        SELECT {_FROM_TABLE}
+          FROM (SELECT code, max(trade_date) AS newest FROM new_rows GROUP BY code) g
+          JOIN {{table}} t ON t.code = g.code AND t.trade_date = g.newest
+         WHERE NOT EXISTS (SELECT 1 FROM short_interest_newest s WHERE s.code = g.code AND s.trade_date > g.newest)
+         ORDER BY t.code
+        ON CONFLICT (code) DO UPDATE SET {_SET_ALL}
+         WHERE n.trade_date <= EXCLUDED.trade_date;
     """,
-    # Every DELETE statement: codes whose newest row went get their new newest date, or leave.
-    "short_interest_newest_deleted": """
-        BEGIN
-            WITH hit AS (SELECT DISTINCT o.code FROM old_rows o
-                           JOIN short_interest_newest n ON n.code = o.code AND n.trade_date = o.trade_date),
-                 recomputed AS (SELECT h.code, (SELECT max(s.trade_date) FROM short_interest s WHERE s.code = h.code)
-                                       AS newest
-                                  FROM hit h),
-                 gone AS (DELETE FROM short_interest_newest n USING recomputed r
-                           WHERE n.code = r.code AND r.newest IS NULL)
-            UPDATE short_interest_newest n SET trade_date = r.newest FROM recomputed r
-             WHERE n.code = r.code AND r.newest IS NOT NULL;
-            RETURN NULL;
-        END
+    # Every UPDATE statement (revisions): the newest reports among the updated rows take the new values.
+    "updated": """
+        UPDATE short_interest_newest n
+           SET short_shares = t.{shares}, short_percent = t.{percent}, close_price = t.close_price,
+               last_close_price = t.last_close_price, updated_at = t.updated_at
+          FROM new_rows t
+         WHERE n.code = t.code AND n.trade_date = t.trade_date;
     """,
-    # A row whose code or trade_date changed (a hand fix): its new key may be newest, its old one may not be.
-    "short_interest_newest_rekeyed": """
-        DECLARE
-            newest DATE;
-        BEGIN
-            INSERT INTO short_interest_newest AS n (code, market, trade_date)
-            VALUES (NEW.code, TG_ARGV[0], NEW.trade_date)
-            ON CONFLICT (code) DO UPDATE SET trade_date = EXCLUDED.trade_date
-             WHERE n.trade_date < EXCLUDED.trade_date;
-            IF EXISTS (SELECT 1 FROM short_interest_newest WHERE code = OLD.code AND trade_date = OLD.trade_date) THEN
-                newest := (SELECT max(trade_date) FROM short_interest WHERE code = OLD.code);
-                IF newest IS NULL THEN
-                    DELETE FROM short_interest_newest WHERE code = OLD.code;
-                ELSE
-                    UPDATE short_interest_newest SET trade_date = newest WHERE code = OLD.code;
-                END IF;
-            END IF;
-            RETURN NULL;
-        END
+    # Every DELETE statement: codes whose newest report went are recomputed.
+    "deleted": """
+        PERFORM short_interest_newest_recompute(ARRAY(
+            SELECT DISTINCT o.code FROM old_rows o
+              JOIN short_interest_newest n ON n.code = o.code AND n.trade_date = o.trade_date));
     """,
-    "short_interest_newest_truncated": """
-        BEGIN
-            DELETE FROM short_interest_newest WHERE market = TG_ARGV[0];
-            RETURN NULL;
-        END
+    # A row whose code or trade_date changed (a hand fix): both codes are recomputed.
+    "rekeyed": """
+        PERFORM short_interest_newest_recompute(ARRAY[OLD.code, NEW.code]);
     """,
+    "truncated": """
+        DELETE FROM short_interest_newest WHERE market = '{market}';
+    """,
+}
+_PG_EVENTS = {
+    "inserted": "AFTER INSERT ON {table} REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT",
+    "updated": "AFTER UPDATE ON {table} REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT",
+    "deleted": "AFTER DELETE ON {table} REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT",
+    "rekeyed": "AFTER UPDATE OF code, trade_date ON {table} FOR EACH ROW "
+    "WHEN (OLD.code IS DISTINCT FROM NEW.code OR OLD.trade_date IS DISTINCT FROM NEW.trade_date)",
+    "truncated": "AFTER TRUNCATE ON {table} FOR EACH STATEMENT",
 }
 
 
-def _pg_triggers(table: str, market: str) -> list[str]:
-    return [
-        f"CREATE TRIGGER {table}_newest_inserted AFTER INSERT ON {table} REFERENCING NEW TABLE AS new_rows "
-        f"FOR EACH STATEMENT EXECUTE FUNCTION short_interest_newest_inserted('{market}')",
-        f"CREATE TRIGGER {table}_newest_deleted AFTER DELETE ON {table} REFERENCING OLD TABLE AS old_rows "
-        f"FOR EACH STATEMENT EXECUTE FUNCTION short_interest_newest_deleted('{market}')",
-        f"CREATE TRIGGER {table}_newest_rekeyed AFTER UPDATE OF code, trade_date ON {table} FOR EACH ROW "
-        f"WHEN (OLD.code IS DISTINCT FROM NEW.code OR OLD.trade_date IS DISTINCT FROM NEW.trade_date) "
-        f"EXECUTE FUNCTION short_interest_newest_rekeyed('{market}')",
-        f"CREATE TRIGGER {table}_newest_truncated AFTER TRUNCATE ON {table} "
-        f"FOR EACH STATEMENT EXECUTE FUNCTION short_interest_newest_truncated('{market}')",
-    ]
+def _pg_function(event: str, market: str) -> str:
+    return f"short_interest_newest_{event}_{market.lower()}"
 
 
-def _sqlite_triggers(table: str, market: str) -> list[str]:
-    newer = f"""
-        INSERT INTO short_interest_newest (code, market, trade_date) VALUES (NEW.code, '{market}', NEW.trade_date)
-        ON CONFLICT (code) DO UPDATE SET trade_date = excluded.trade_date
-         WHERE short_interest_newest.trade_date < excluded.trade_date;"""
-    lost = f"""
-        DELETE FROM short_interest_newest
-         WHERE code = OLD.code AND NOT EXISTS (SELECT 1 FROM {table} WHERE code = OLD.code);
-        UPDATE short_interest_newest SET trade_date = (SELECT max(trade_date) FROM {table} WHERE code = OLD.code)
-         WHERE code = OLD.code AND trade_date = OLD.trade_date;"""
+def _pg_objects(market: str) -> list[str]:
+    table, shares, percent = _MARKETS[market]
+    names = {"market": market, "table": table, "shares": shares, "percent": percent}
+    statements = []
+    for event, body in _PG_FUNCTIONS.items():
+        function = _pg_function(event, market)
+        statements += [
+            f"CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER "
+            f"SET search_path FROM CURRENT AS $body$ BEGIN {body.format(**names)} RETURN NULL; END $body$",
+            f"REVOKE ALL ON FUNCTION {function}() FROM PUBLIC",
+            f"CREATE TRIGGER {table}_newest_{event} {_PG_EVENTS[event].format(**names)} EXECUTE FUNCTION {function}()",
+        ]
+    return statements
+
+
+def _sqlite_triggers(market: str) -> list[str]:
+    table, shares, percent = _MARKETS[market]
+    newest_of = (
+        (
+            f"INSERT INTO short_interest_newest ({_COLUMNS}) SELECT {_FROM_TABLE} FROM {table} t "
+            "WHERE t.code = {} ORDER BY t.trade_date DESC LIMIT 1 ON CONFLICT (code) DO NOTHING;"
+        )
+        .replace("{market}", market)
+        .replace("{shares}", shares)
+        .replace("{percent}", percent)
+    )
+    values = f"NEW.{shares}, NEW.{percent}, NEW.close_price, NEW.last_close_price, NEW.updated_at"
+    recompute = f"""
+        DELETE FROM short_interest_newest WHERE code IN (OLD.code, NEW.code);
+        {newest_of.format("OLD.code")} {newest_of.format("NEW.code")}"""
     return [
-        f"CREATE TRIGGER {table}_newest_inserted AFTER INSERT ON {table} BEGIN {newer} END",
-        f"CREATE TRIGGER {table}_newest_deleted AFTER DELETE ON {table} BEGIN {lost} END",
-        f"CREATE TRIGGER {table}_newest_rekeyed AFTER UPDATE OF code, trade_date ON {table} "
-        f"WHEN OLD.code IS NOT NEW.code OR OLD.trade_date IS NOT NEW.trade_date BEGIN {newer} {lost} END",
+        f"""CREATE TRIGGER {table}_newest_inserted AFTER INSERT ON {table} BEGIN
+            INSERT INTO short_interest_newest ({_COLUMNS})
+            VALUES ('{market}', NEW.code, NEW.trade_date, {values})
+            ON CONFLICT (code) DO UPDATE SET {_SET_ALL.replace("EXCLUDED.", "excluded.")}
+             WHERE short_interest_newest.trade_date <= excluded.trade_date;
+        END""",
+        f"""CREATE TRIGGER {table}_newest_updated AFTER UPDATE ON {table}
+            WHEN OLD.code IS NEW.code AND OLD.trade_date IS NEW.trade_date BEGIN
+            UPDATE short_interest_newest
+               SET (short_shares, short_percent, close_price, last_close_price, updated_at) = ({values})
+             WHERE code = NEW.code AND trade_date = NEW.trade_date;
+        END""",
+        f"""CREATE TRIGGER {table}_newest_deleted AFTER DELETE ON {table} BEGIN
+            DELETE FROM short_interest_newest WHERE code = OLD.code AND trade_date = OLD.trade_date;
+            {newest_of.format("OLD.code")}
+        END""",
+        f"CREATE TRIGGER {table}_newest_rekeyed AFTER UPDATE ON {table} "
+        f"WHEN OLD.code IS NOT NEW.code OR OLD.trade_date IS NOT NEW.trade_date BEGIN {recompute} END",
     ]
 
 
@@ -200,35 +226,40 @@ def upgrade() -> None:
         op.create_index(f"ix_{table}_trade_date", table, ["trade_date"])
     op.create_table(
         NEWEST,
-        sa.Column("code", sa.String(32), nullable=False, comment="Full security code, e.g. US.AAPL."),
-        sa.Column("market", sa.String(2), nullable=False, comment="Market of the code: 'US' or 'HK'."),
+        sa.Column("market", sa.String(2), nullable=False, comment="Market of the security: 'US' or 'HK'."),
+        sa.Column("code", sa.String(32), nullable=False, comment="Full security code, e.g. US.AAPL or HK.00700."),
+        sa.Column("trade_date", sa.Date(), nullable=False, comment="Trading day of the code's newest report."),
+        sa.Column("short_shares", sa.BigInteger(), comment="Shares short: US shares_short, HK aggregated_short."),
+        sa.Column("short_percent", sa.Double(), comment="Short position as a percentage (the number before the %)."),
+        sa.Column("close_price", sa.Double(), comment="Closing price on trade_date, in the security's currency."),
+        sa.Column("last_close_price", sa.Double(), comment="Closing price of the previous trading day."),
         sa.Column(
-            "trade_date", sa.Date(), nullable=False, comment="trade_date of the newest stored report of this code."
+            "updated_at", sa.DateTime(timezone=True), nullable=False, comment="updated_at of the report's row (UTC)."
         ),
         sa.PrimaryKeyConstraint("code", name=f"pk_{NEWEST}"),
         sa.CheckConstraint("market IN ('US', 'HK')", name=f"ck_{NEWEST}_market"),
-        comment="Newest report date per security, kept by triggers on the short-interest tables; "
-        "short_interest_latest reads it.",
+        comment="Each security's newest report in short_interest_latest's columns, kept by triggers on the "
+        "short-interest tables.",
     )
     if postgres:
         # No write may land between filling the table and its triggers taking over.
         op.execute("LOCK TABLE us_short_interest, hk_short_interest IN SHARE ROW EXCLUSIVE MODE")
-    for market, (table, _, _) in _MARKETS.items():
+    for market, (table, shares, percent) in _MARKETS.items():
+        columns = _FROM_TABLE.format(market=market, shares=shares, percent=percent)
         op.execute(
-            f"INSERT INTO {NEWEST} (code, market, trade_date) "
-            f"SELECT code, '{market}', max(trade_date) FROM {table} GROUP BY code"
+            f"INSERT INTO {NEWEST} ({_COLUMNS}) SELECT {columns} FROM {table} t "
+            f"WHERE t.trade_date = (SELECT max(m.trade_date) FROM {table} m WHERE m.code = t.code)"
+            if not postgres
+            else f"INSERT INTO {NEWEST} ({_COLUMNS}) SELECT DISTINCT ON (t.code) {columns} FROM {table} t "
+            "ORDER BY t.code, t.trade_date DESC"
         )
     if postgres:
-        for name, body in _PG_FUNCTIONS.items():
-            op.execute(
-                f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER "
-                f"SET search_path FROM CURRENT AS $body${body}$body$"
-            )
-            op.execute(f"REVOKE ALL ON FUNCTION {name}() FROM PUBLIC")
-    for market, (table, _, _) in _MARKETS.items():
-        for statement in (_pg_triggers if postgres else _sqlite_triggers)(table, market):
+        op.execute(_PG_RECOMPUTE)
+        op.execute("REVOKE ALL ON FUNCTION short_interest_newest_recompute(VARCHAR[]) FROM PUBLIC")
+    for market in _MARKETS:
+        for statement in _pg_objects(market) if postgres else _sqlite_triggers(market):
             op.execute(statement)
-    _replace_view("short_interest_latest", _union(_LATEST))
+    _replace_view("short_interest_latest", _LATEST)
     _replace_view("short_interest_changes", _union(_CHANGES_POSTGRES) if postgres else _OLD_CHANGES)
     if postgres:
         op.execute(
@@ -242,12 +273,13 @@ def downgrade() -> None:
     postgres = op.get_bind().dialect.name == "postgresql"
     _replace_view("short_interest_latest", _OLD_LATEST)
     _replace_view("short_interest_changes", _OLD_CHANGES)
-    for table, _, _ in _MARKETS.values():
-        for event in ("inserted", "deleted", "rekeyed", *(["truncated"] if postgres else [])):
+    for market, (table, _, _) in _MARKETS.items():
+        for event in _PG_EVENTS if postgres else ("inserted", "updated", "deleted", "rekeyed"):
             op.execute(f"DROP TRIGGER {table}_newest_{event}" + (f" ON {table}" if postgres else ""))
+            if postgres:
+                op.execute(f"DROP FUNCTION {_pg_function(event, market)}()")
     if postgres:
-        for name in _PG_FUNCTIONS:
-            op.execute(f"DROP FUNCTION {name}()")
+        op.execute("DROP FUNCTION short_interest_newest_recompute(VARCHAR[])")
     op.drop_table(NEWEST)
     for table, _, _ in _MARKETS.values():
         op.drop_index(f"ix_{table}_trade_date", table_name=table)

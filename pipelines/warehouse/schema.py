@@ -166,17 +166,22 @@ crawl_state = sa.Table(
     comment="Crawler bookkeeping per security: progress, resumable cursor and last error.",
 )
 
-# Kept by triggers on the data tables (migration 0003): never written by the loader.
+# Kept by triggers on the data tables (migration 0003), never by the loader: short_interest_latest reads it.
 short_interest_newest = sa.Table(
     "short_interest_newest",
     metadata,
-    sa.Column("code", sa.String(32), nullable=False, comment="Full security code, e.g. US.AAPL."),
-    sa.Column("market", sa.String(2), nullable=False, comment="Market of the code: 'US' or 'HK'."),
-    sa.Column("trade_date", sa.Date(), nullable=False, comment="trade_date of the newest stored report of this code."),
+    sa.Column("market", sa.String(2), nullable=False, comment="Market of the security: 'US' or 'HK'."),
+    sa.Column("code", sa.String(32), nullable=False, comment="Full security code, e.g. US.AAPL or HK.00700."),
+    sa.Column("trade_date", sa.Date(), nullable=False, comment="Trading day of the code's newest report."),
+    sa.Column("short_shares", sa.BigInteger(), comment="Shares short: US shares_short, HK aggregated_short."),
+    sa.Column("short_percent", sa.Double(), comment="Short position as a percentage (the number before the %)."),
+    sa.Column("close_price", sa.Double(), comment="Closing price on trade_date, in the security's currency."),
+    sa.Column("last_close_price", sa.Double(), comment="Closing price of the previous trading day."),
+    sa.Column("updated_at", UtcDateTime(), nullable=False, comment="updated_at of the report's row (UTC)."),
     sa.PrimaryKeyConstraint("code", name="pk_short_interest_newest"),
     sa.CheckConstraint("market IN ('US', 'HK')", name="ck_short_interest_newest_market"),
-    comment="Newest report date per security, kept by triggers on the short-interest tables; "
-    "short_interest_latest reads it.",
+    comment="Each security's newest report in short_interest_latest's columns, kept by triggers on the "
+    "short-interest tables.",
 )
 
 DATA_TABLES: dict[Market, sa.Table] = {Market.US: us_short_interest, Market.HK: hk_short_interest}
