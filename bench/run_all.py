@@ -145,7 +145,8 @@ def _analyst_queries(r: dict) -> list[Figure]:
     return [
         Figure(
             f"{label}, {r['codes']:,} codes, {r['rows']:,} rows",
-            f"{worst[name]:.1f} ms (median of {r['repeat']}, rows fetched){against_first(query)}",
+            f"{worst[name]:.1f} ms (median of {r['repeat']}, rows fetched; best {r['best_ms'][name]:.1f}, "
+            f"load average {r['load_average'][0]:.1f}){against_first(query)}",
             f"<= {targets[name]:.0f} ms",
             worst[name] <= targets[name],
         )

@@ -84,8 +84,12 @@ def top_movers(conn: sa.Connection, codes: Collection[str] | None = None, *, lim
         .order_by(sa.func.abs(c.short_shares_change_percent).desc(), c.code)
         .limit(limit)
     )
+    newest_dates = sa.select(_latest.c.trade_date).distinct()
     if codes is not None:
         query = query.where(c.code.in_(sorted(codes)))
+        newest_dates = newest_dates.where(_latest.c.code.in_(sorted(codes)))
+    # The newest dates as constants: a filter on trade_date reaches the tables below the view (a join does not).
+    query = query.where(c.trade_date.in_(conn.execute(newest_dates).scalars().all()))
     return [
         Mover(
             market=r[0],
