@@ -19,7 +19,6 @@ from alembic import command
 
 from pipelines.warehouse import upgrade, upsert_batch
 from pipelines.warehouse.migrate import alembic_config
-from pipelines.warehouse.postgres_upsert import COPY_THRESHOLD
 from tests.test_warehouse_upsert import FIRST_DAY, hk_row, us_row
 
 REFERENCE: dict[str, str] = {
@@ -135,34 +134,30 @@ def test_views_follow_hand_fixes_at_once(history: sa.Engine) -> None:
     assert_views_match_reference(history)
 
 
-def test_views_follow_bulk_loads(history: sa.Engine) -> None:
-    """The COPY paths: a never-stored code straight in, then a revision of part of it through the stage."""
-    days = [FIRST_DAY - timedelta(days=i) for i in range(COPY_THRESHOLD + 500)]
+def test_views_follow_large_batches(history: sa.Engine) -> None:
+    """A backfill of a never-stored code, then a revision of part of it together with newer reports."""
+    days = [FIRST_DAY - timedelta(days=i) for i in range(2_500)]
     bulk = [us_row("US.BULK", day, shares_short=i * 3 % 1000) for i, day in enumerate(days)]
     upsert_batch(history, bulk)
     assert_views_match_reference(history)
-    revised = [replace(row, shares_short=7) for row in bulk[: COPY_THRESHOLD + 1]]
+    revised = [replace(row, shares_short=7) for row in bulk[:1_500]]
     newer = [us_row("US.AAPL", FIRST_DAY + timedelta(days=400 + i)) for i in range(3)]
     upsert_batch(history, [*revised, *newer])
     assert_views_match_reference(history)
 
 
-def test_first_large_load_into_an_empty_table(pg_engine: sa.Engine) -> None:
-    """The initial-load path drops and rebuilds the key around its COPY; the newest dates still follow."""
-    from pipelines.warehouse.initial_load import INITIAL_LOAD_MIN_ROWS
-
-    per_code = 1000
-    rows = [
-        us_row(f"US.C{n:03d}", FIRST_DAY - timedelta(days=i), shares_short=n + i)
-        for n in range(INITIAL_LOAD_MIN_ROWS // per_code + 1)
-        for i in range(per_code)
-    ]
-    upsert_batch(pg_engine, rows)
+def test_views_follow_copy(pg_engine: sa.Engine) -> None:
+    """A bulk import with COPY, as a data engineer would load a file: its rows show at once."""
+    upsert_batch(pg_engine, [us_row("US.AAPL", FIRST_DAY, shares_short=10)])
+    with pg_engine.begin() as conn:
+        cursor = conn.connection.driver_connection.cursor()
+        columns = "code, trade_date, source_timestamp, shares_short"
+        with cursor.copy(f"COPY us_short_interest ({columns}) FROM STDIN") as copy:
+            for n in range(300):
+                copy.write_row((f"US.C{n % 7}", FIRST_DAY + timedelta(days=n - 150), 0, n))
     with pg_engine.connect() as conn:
-        constraint = "SELECT count(*) FROM pg_constraint WHERE conname = 'pk_us_short_interest'"
-        assert conn.execute(sa.text(constraint)).scalar_one() == 1
-        newest = conn.execute(sa.text("SELECT DISTINCT trade_date FROM short_interest_newest")).scalars().all()
-    assert newest == [FIRST_DAY]
+        newest = conn.execute(sa.text("SELECT count(*) FROM short_interest_newest")).scalar_one()
+    assert newest == 8
     assert_views_match_reference(pg_engine)
 
 
