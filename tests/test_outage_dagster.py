@@ -28,7 +28,12 @@ from pipelines.warehouse import create_engine_for, upgrade
 from proto_client.security import Market
 from tests.support.gateway import GatewayProcess
 from tests.support.loader import wait_for
-from tests.support.warehouse_check import assert_crawl_completed, assert_warehouse_matches_gateway, read_crawl_state
+from tests.support.warehouse_check import (
+    assert_crawl_completed,
+    assert_warehouse_matches_gateway,
+    assert_whole_pages_with_cursor,
+    read_crawl_state,
+)
 
 AS_OF = date(2016, 1, 1)
 CODES = ("HK.00700", "HK.00005", "HK.00939")  # 4 pages each
@@ -115,11 +120,12 @@ def test_a_run_past_the_outage_bound_fails_naming_the_gateway_and_the_codes_left
     run = runs[0]
     assert not run.success
     assert run.failure.startswith(f"stopped: the OpenD gateway at {gw.host}:{gw.port} has been down for"), run.failure
-    assert "2 codes not loaded: HK.00005, HK.00939" in run.failure, run.failure
-    assert [c.code for c in run.codes if c.ok] == [CODES[0]]
-    # The code in flight keeps its cursor for the retry.
-    state = read_crawl_state(postgres_url, CODES[1])
-    assert state is not None and state.cursor is not None
+    loaded = [c.code for c in run.codes if c.ok]
+    left = list(CODES[len(loaded) :])
+    assert loaded == list(CODES[: len(loaded)]) and left, run.codes
+    assert f"{len(left)} code{'s' if len(left) != 1 else ''} not loaded: {', '.join(left)};" in run.failure
+    # The code in flight keeps whole pages and the cursor after them for the retry.
+    assert_whole_pages_with_cursor(postgres_url, left[0], AS_OF)
 
 
 def test_a_retry_skips_codes_loaded_since_the_first_attempt_began(
@@ -199,11 +205,16 @@ def test_a_retry_of_a_run_stopped_by_an_outage_loads_only_what_is_left(
     )
 
     assert retry.success
-    loaded = {
-        event.event_specific_data.materialization.partition  # type: ignore[union-attr]
-        for event in retry.get_asset_materialization_events()
-    }
-    assert loaded == set(CODES[1:]), "the retry re-read a code the first attempt had loaded"
+    before, after = materialized(first[0]), materialized(retry)
+    assert before and after == set(CODES) - before, "the retry re-read a code the first attempt had loaded"
     assert_warehouse_matches_gateway(postgres_url, CODES, AS_OF)
     assert_crawl_completed(postgres_url, CODES, AS_OF)
-    assert any("1 code(s) it loaded are skipped" in line for line in log_lines(instance, retry.run_id))
+    skipped = f"{len(before)} code(s) it loaded are skipped"
+    assert any(skipped in line for line in log_lines(instance, retry.run_id))
+
+
+def materialized(result: dg.JobExecutionResult) -> set[str]:
+    return {
+        str(event.event_specific_data.materialization.partition)  # type: ignore[union-attr]
+        for event in result.get_asset_materialization_events()
+    }
