@@ -16,6 +16,10 @@ each code a few times and moving on fails the whole watchlist within seconds of 
 
 Quiet logs by design: one line when an outage begins (what, since when, until when it will wait), one a
 minute while it lasts, one when it ends; never a line per retry or per caller.
+
+One Dependency per gateway and one for the warehouse (pipelines.crawl.dependencies); a Crawler takes
+them as `gateway=` and `warehouse=`. Where a load has other gateways to turn to, a worker can tell a
+gateway outage with `is_outage` and hand its code on; `ride_out` is for when there is nowhere else to go.
 """
 
 from __future__ import annotations
