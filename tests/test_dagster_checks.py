@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from pipelines.orchestration.assets import short_interest_asset
 from pipelines.orchestration.jobs import asset_key_for
 from pipelines.orchestration.partitions import partition_name
-from pipelines.orchestration.quality import market_today
+from pipelines.orchestration.quality import expected_report, market_today
 from pipelines.orchestration.resources import GatewayResource, WarehouseResource
 from pipelines.warehouse import table_for, upsert_batch
 from proto_client.security import Market
@@ -172,8 +172,27 @@ def test_stale_and_never_loaded_codes_fail_freshness(warehouse_engine: sa.Engine
     assert meta(evaluation, "stale_count") == 2
     details = meta(evaluation, "stale")
     assert "never loaded" in details
-    newest_kept = max(r.trade_date for r in rows_for(code, cutoff))
+    newest_kept = max(r.trade_date for r in rows_for(code, market_today(market)) if r.trade_date <= cutoff)
     assert str(newest_kept) in details
+
+
+@pytest.mark.parametrize("market", list(Market), ids=lambda m: m.prefix)
+def test_freshness_waits_a_week_after_each_publication(warehouse_engine: sa.Engine, market: Market) -> None:
+    today = market_today(market)
+    expected = expected_report(market, today)
+    assert expected is not None and expected.published <= today - timedelta(days=7)
+    # A report published within the last week may still be waiting for its weekly refresh.
+    for code in CODES[market]:
+        upsert_batch(warehouse_engine, [r for r in rows_for(code, today) if r.trade_date <= expected.report])
+    evaluation = run_checks(warehouse_engine, market)["freshness"]
+    assert evaluation.passed, evaluation.description
+    assert meta(evaluation, "expected_trade_date") == str(expected.report)
+
+    table = table_for(market)
+    execute(warehouse_engine, sa.delete(table).where(table.c.trade_date == expected.report))
+    evaluation = run_checks(warehouse_engine, market)["freshness"]
+    assert not evaluation.passed
+    assert f"missing the {expected.report} report (published {expected.published})" in (evaluation.description or "")
 
 
 def test_freshness_is_measured_in_the_market_time_zone() -> None:

@@ -10,79 +10,54 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from proto_client.publication import report_dates, trading_days
 from proto_client.records import END_OF_DATA, HkShortInterestRow, UsShortInterestRow, trade_date_of
 from proto_client.security import Market, parse_code
-from proto_client.simulator.calendars import (
-    easter_sunday,
-    hk_holidays,
-    hk_report_dates,
-    is_hk_trading_day,
-    is_us_business_day,
-    us_holidays,
-    us_settlement_dates,
-)
 from proto_client.simulator.demo_data import demo_codes, rows_for
 from proto_client.simulator.paging import PagingError, select_page
 
 AS_OF = date(2026, 4, 30)
+# The SFC publishes the API page's newest HK example row, the 30 April positions, on Friday 8 May.
+HK_EXAMPLE_PUBLISHED = date(2026, 5, 8)
 UINT31 = 2**31
-
-
-def test_easter_dates() -> None:
-    assert easter_sunday(2024) == date(2024, 3, 31)
-    assert easter_sunday(2025) == date(2025, 4, 20)
-    assert easter_sunday(2026) == date(2026, 4, 5)
-
-
-def test_hk_holidays_include_the_fixed_and_moving_closures() -> None:
-    assert {date(2026, 1, 1), date(2026, 4, 3), date(2026, 5, 1), date(2026, 7, 1), date(2026, 10, 1)} <= hk_holidays(
-        2026
-    )
-    assert {date(2025, 12, 25), date(2025, 12, 26)} <= hk_holidays(2025)
-    # National Day 2023 fell on a Sunday: the Monday after closed instead.
-    assert date(2023, 10, 2) in hk_holidays(2023)
-    assert all(d.weekday() < 5 for year in range(2012, 2027) for d in hk_holidays(year))
-
-
-def test_us_holidays_follow_nyse_observance() -> None:
-    assert date(2026, 7, 3) in us_holidays(2026)  # Independence Day on a Saturday: Friday closes
-    assert date(2022, 12, 26) in us_holidays(2022)  # Christmas on a Sunday: Monday closes
-    assert date(2021, 12, 31) not in us_holidays(2021)  # NYSE stays open for a Saturday New Year
-    assert date(2026, 11, 26) in us_holidays(2026)  # Thanksgiving
-    assert date(2025, 1, 9) in us_holidays(2025)  # national day of mourning
 
 
 def test_hk_report_dates_match_the_published_example() -> None:
     # The API page's HK.00700 example: Labour Day (Fri 1 May) and Good Friday move the row a day earlier.
     expected = ["2026-04-30", "2026-04-24", "2026-04-17", "2026-04-10", "2026-04-02", "2026-03-27"]
-    rows = rows_for("HK.00700", AS_OF)
+    rows = rows_for("HK.00700", HK_EXAMPLE_PUBLISHED)
     assert [r.trade_date.isoformat() for r in rows[:6]] == expected
     assert rows[0].timestamp == 1777478400
 
 
 @pytest.mark.parametrize("code", [c for c in demo_codes() if c.startswith("HK.")])
 def test_hk_rows_are_fridays_or_the_trading_day_before(code: str) -> None:
+    hkex = trading_days(Market.HK)
     rows = rows_for(code, AS_OF)
     assert len(rows) > 300
     for row in rows:
         friday = row.trade_date + timedelta(days=(4 - row.trade_date.weekday()) % 7)
-        assert is_hk_trading_day(row.trade_date)
-        assert all(not is_hk_trading_day(friday - timedelta(days=k)) for k in range((friday - row.trade_date).days))
+        assert hkex.is_open(row.trade_date)
+        assert all(not hkex.is_open(friday - timedelta(days=k)) for k in range((friday - row.trade_date).days))
     gaps = {(a.trade_date - b.trade_date).days for a, b in pairwise(rows)}
     assert gaps <= set(range(4, 11))
 
 
 @pytest.mark.parametrize("code", [c for c in demo_codes() if c.startswith("US.")])
 def test_us_rows_are_finra_settlement_dates(code: str) -> None:
+    nyse = trading_days(Market.US)
     rows = rows_for(code, AS_OF)
     assert rows[-1].trade_date == date(2012, 9, 14)
     for row in rows:
         day = row.trade_date
-        assert is_us_business_day(day)
+        assert nyse.is_open(day)
         nominal = date(day.year, day.month, 15) if day.day <= 15 else _month_end(day)
-        assert all(not is_us_business_day(nominal - timedelta(days=k)) for k in range((nominal - day).days))
-    per_month = Counter((r.trade_date.year, r.trade_date.month) for r in rows)
-    assert set(per_month.values()) == {2}  # mid-month and month-end, every month
+        assert all(not nyse.is_open(nominal - timedelta(days=k)) for k in range((nominal - day).days))
+    # Mid-month and month-end, every month; by 30 April FINRA has published the 15 April figures (on
+    # Friday 24 April) but not those of 30 April.
+    assert rows[0].trade_date == date(2026, 4, 15)
+    per_month = Counter((r.trade_date.year, r.trade_date.month) for r in rows[1:])
+    assert set(per_month.values()) == {2}
 
 
 def _month_end(day: date) -> date:
@@ -91,7 +66,7 @@ def _month_end(day: date) -> date:
 
 
 def test_us_settlement_dates_move_back_over_weekends_and_holidays() -> None:
-    dates = list(us_settlement_dates(date(2026, 1, 1), date(2026, 6, 30)))
+    dates = list(report_dates(Market.US, date(2026, 1, 1), date(2026, 6, 30)))
     assert dates == [
         date(2026, 1, 15),
         date(2026, 1, 30),  # Saturday 31st -> Friday
@@ -106,7 +81,7 @@ def test_us_settlement_dates_move_back_over_weekends_and_holidays() -> None:
         date(2026, 6, 15),
         date(2026, 6, 30),
     ]
-    assert list(hk_report_dates(date(2026, 3, 30), date(2026, 4, 5))) == [date(2026, 4, 2)]
+    assert list(report_dates(Market.HK, date(2026, 3, 30), date(2026, 4, 5))) == [date(2026, 4, 2)]
 
 
 @pytest.mark.parametrize("code", demo_codes(extra=4))
@@ -123,7 +98,7 @@ def test_timestamps_are_local_midnight_and_newest_first(code: str) -> None:
 
 
 def test_hk_timestamp_is_not_the_utc_date() -> None:
-    row = rows_for("HK.00700", AS_OF)[0]
+    row = rows_for("HK.00700", HK_EXAMPLE_PUBLISHED)[0]
     assert datetime.fromtimestamp(row.timestamp, ZoneInfo("UTC")).date() == date(2026, 4, 29)
     assert row.trade_date == date(2026, 4, 30)
 

@@ -15,6 +15,7 @@ from pipelines.orchestration.quality import (
     MAX_LISTED,
     RULES,
     cadence_gaps,
+    expected_report,
     markdown_table,
     range_violations,
     stale_codes,
@@ -26,6 +27,7 @@ CADENCE = "cadence_gaps"
 RANGE = "values_in_range"
 TIMESTAMP = "trade_date_matches_timestamp"
 FRESHNESS = "freshness"
+SOURCE = {Market.US: "FINRA", Market.HK: "SFC"}
 CHECK_NAMES = (CADENCE, RANGE, TIMESTAMP, FRESHNESS)
 
 
@@ -45,8 +47,8 @@ def check_specs(market: Market, asset_key: dg.AssetKey) -> list[dg.AssetCheckSpe
         RANGE: f"No negative counts or prices; percentages within 0..100. {over_100}",
         TIMESTAMP: f"Every trade_date is the {market.tz_name} date of its source timestamp.",
         FRESHNESS: (
-            f"Every watchlist code's newest trade date is at most {rules.max_age_days} days old "
-            f"(today in {market.tz_name})."
+            f"Every watchlist code holds the newest {SOURCE[market]} report published more than a week ago "
+            f"(publication days from the {market.prefix} exchange calendar, today in {market.tz_name})."
         ),
     }
     return [dg.AssetCheckSpec(name, asset=asset_key, description=descriptions[name]) for name in CHECK_NAMES]
@@ -159,23 +161,20 @@ def timestamp_result(engine: sa.Engine, market: Market) -> dg.AssetCheckResult:
 def freshness_result(
     engine: sa.Engine, market: Market, today: date, expected_codes: Sequence[str]
 ) -> dg.AssetCheckResult:
-    rules = RULES[market]
+    expected = expected_report(market, today)
     stale, newest = stale_codes(engine, market, today=today, expected_codes=expected_codes)
+    wanted = f"the {expected.report} report (published {expected.published})" if expected else "no report yet"
     rows = [(s.code, s.newest_trade_date or "never loaded", s.age_days) for s in stale[:MAX_LISTED]]
     return dg.AssetCheckResult(
         passed=not stale,
         severity=dg.AssetCheckSeverity.ERROR,
-        description=(
-            f"{len(stale)} code(s) with no trade date in the last {rules.max_age_days} days"
-            if stale
-            else f"every code has a trade date within {rules.max_age_days} days"
-        ),
+        description=(f"{len(stale)} code(s) missing {wanted}" if stale else f"every code holds {wanted}"),
         metadata={
             "stale_count": len(stale),
             "offending_codes": dg.MetadataValue.json(_codes(stale)),
             "newest_trade_date": str(newest) if newest else "no rows",
             "today": str(today),
-            "max_age_days": rules.max_age_days,
+            "expected_trade_date": str(expected.report) if expected else "none",
             "stale": _offenders(["code", "newest trade date", "age (days)"], rows, len(stale)),
         },
     )

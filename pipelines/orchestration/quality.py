@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 import sqlalchemy as sa
 
 from pipelines.warehouse.schema import table_for
+from proto_client.publication import Publication, publications
 from proto_client.records import trade_date_of
 from proto_client.security import Market
 
@@ -23,14 +24,16 @@ class MarketRules:
     """How often a market publishes, hence what counts as a gap or as stale."""
 
     max_gap_days: int  # consecutive trade dates further apart than this are a gap
-    max_age_days: int  # a code whose newest trade date is older than this (vs today) is stale
     gap_window_days: int = 365  # gaps are looked for over this trailing window only
 
 
 RULES: dict[Market, MarketRules] = {
-    Market.HK: MarketRules(max_gap_days=10, max_age_days=14),
-    Market.US: MarketRules(max_gap_days=20, max_age_days=25),
+    Market.HK: MarketRules(max_gap_days=10),
+    Market.US: MarketRules(max_gap_days=20),
 }
+# A weekly refresh loads each publication within a week of it: a report published longer ago than
+# this must be in the warehouse.
+PUBLICATION_GRACE = timedelta(days=7)
 
 # Counts (shares, days) that cannot be negative, per market.
 NON_NEGATIVE_COLUMNS: dict[Market, tuple[str, ...]] = {
@@ -154,15 +157,23 @@ class StaleCode:
     age_days: int | None
 
 
+def expected_report(market: Market, today: date) -> Publication | None:
+    """The newest report a weekly refresh must have loaded by `today`: published more than a week ago."""
+    cutoff = today - PUBLICATION_GRACE
+    found = publications(market, cutoff - timedelta(days=60), cutoff)
+    return found[-1] if found else None
+
+
 def stale_codes(
     engine: sa.Engine, market: Market, *, today: date, expected_codes: Iterable[str] = ()
 ) -> tuple[list[StaleCode], date | None]:
-    """Codes whose newest trade date is older than the market's publication schedule allows.
+    """Codes whose newest trade date is older than the newest report published more than a week ago.
 
-    `expected_codes` (the watchlist) adds codes that have never been loaded. Also returns the table's
-    overall newest trade date, for the check's metadata.
+    The publication days come from the exchange calendars (`proto_client.publication`), so
+    holidays never make a code look stale. `expected_codes` (the watchlist) adds codes that have never
+    been loaded. Also returns the table's overall newest trade date, for the check's metadata.
     """
-    rules = RULES[market]
+    expected = expected_report(market, today)
     table = table_for(market)
     query = sa.select(table.c.code, sa.func.max(table.c.trade_date)).group_by(table.c.code).order_by(table.c.code)
     with engine.connect() as conn:
@@ -170,7 +181,7 @@ def stale_codes(
     stale = [
         StaleCode(code, day, (today - day).days)
         for code, day in newest.items()
-        if (today - day).days > rules.max_age_days
+        if expected is not None and day < expected.report
     ]
     stale += [StaleCode(code, None, None) for code in expected_codes if code not in newest]
     overall = max(newest.values(), default=None)

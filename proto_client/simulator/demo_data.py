@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from statistics import NormalDist
 
+from proto_client.publication import published_reports
 from proto_client.records import HkShortInterestRow, UsShortInterestRow
 from proto_client.security import Market, parse_code
-from proto_client.simulator.calendars import HISTORY_START, hk_report_dates, us_settlement_dates
 
+# The earliest date either market's history reaches back to.
+HISTORY_START = date(2012, 9, 1)
 MAX_EXTRA_CODES = 10_000
 REVISED_ROWS = 2  # a revision touches the newest rows only, as published corrections do
 
@@ -182,7 +184,10 @@ def _us_row(profile: Profile, day: date, revision: int) -> UsShortInterestRow:
 
 
 def rows_for(code: str, as_of: date, revision: int = 0) -> list[UsShortInterestRow | HkShortInterestRow]:
-    """Every row the gateway holds for `code` up to `as_of`, newest first.
+    """Every row the gateway holds for `code` on the day `as_of`, newest first.
+
+    As at the real sources, a report appears only from its publication day on: US figures 7 trading
+    days after their settlement date, HK figures a week after their position date.
 
     With `revision` > 0 the newest REVISED_ROWS rows carry corrected counts (dates unchanged).
     Raises KeyError for a code outside the demo universe.
@@ -192,7 +197,6 @@ def rows_for(code: str, as_of: date, revision: int = 0) -> list[UsShortInterestR
     profile = profile_for(code)
     market = parse_code(code).market
     start = max(HISTORY_START, profile.listed)
-    schedule = hk_report_dates if market is Market.HK else us_settlement_dates
     make = _hk_row if market is Market.HK else _us_row
-    newest_first = sorted(schedule(start, as_of), reverse=True)
+    newest_first = sorted(published_reports(market, start, as_of), reverse=True)
     return [make(profile, day, revision if i < REVISED_ROWS else 0) for i, day in enumerate(newest_first)]
