@@ -20,7 +20,8 @@ from proto_client.security import parse_code
 from proto_client.simulator.demo_data import demo_codes, rows_for
 from tests.support.gateway import GatewayProcess
 
-AS_OF = date(2026, 5, 1)
+# The SFC publishes the spec example's newest HK row, the 30 April positions, on 8 May.
+AS_OF = date(2026, 5, 8)
 GatewayFactory = Callable[..., GatewayProcess]
 
 

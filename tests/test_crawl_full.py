@@ -16,7 +16,9 @@ from proto_client.security import Market
 from tests.support.crawl import expected_rows, stored_rows
 from tests.support.gateway import GatewayProcess
 
-AS_OF = date(2026, 5, 15)
+# Both markets' 15 May reports are out by then: the SFC's on 22 May, FINRA's on 27 May.
+AS_OF = date(2026, 5, 27)
+NEWEST = date(2026, 5, 15)
 # HK.00939 and US.AAPL carry counts above 2**31; both markets, a fund on each side.
 CODES = ("HK.00939", "HK.02800", "US.AAPL", "US.SPY")
 
@@ -40,19 +42,19 @@ def test_full_load_matches_the_gateway_exactly(
             assert result.full and result.resumed_from is None
             assert result.pages == result.requests == math.ceil(len(expected) / 50)
             assert (result.inserted, result.updated, result.unchanged) == (len(expected), 0, 0)
-            assert result.newest_trade_date == expected[0][1] == AS_OF
+            assert result.newest_trade_date == expected[0][1] == NEWEST
             assert stored_rows(engine, code) == expected
             with engine.connect() as conn:
                 state = get_crawl_state(conn, code)
             assert state is not None
             assert state.full_crawl_cursor is None and state.last_error is None
-            assert state.newest_trade_date == AS_OF and state.last_success_at is not None
+            assert state.newest_trade_date == NEWEST and state.last_success_at is not None
         biggest = max(row[3] for row in stored_rows(engine, "HK.00939"))
         assert biggest > 2**31
         assert max(row[3] for row in stored_rows(engine, "US.AAPL")) > 2**31
         # HK rows are stamped at Hong Kong midnight: through UTC they would land on the previous day.
         first = stored_rows(engine, "HK.00939")[0]
-        assert first[1] == AS_OF and first[2] == 1778774400
+        assert first[1] == NEWEST and first[2] == 1778774400
         with engine.connect() as conn:
             assert conn.execute(sa.text("SELECT count(*) FROM rate_limit_reservations")).scalar_one() == sum(
                 r.requests for r in results

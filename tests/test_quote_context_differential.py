@@ -25,7 +25,7 @@ from tests.support.gateway import GatewayProcess, start_gateway
 from tests.support.rsa_keys import make_key
 
 AS_OF = date(2026, 4, 30)
-EARLY = date(2019, 12, 1)  # HK.09988 listed on 2019-11-26: one report by then
+EARLY = date(2019, 12, 6)  # HK.09988 listed on 2019-11-26: its first report (29 Nov) is published 6 Dec
 
 
 @pytest.fixture(scope="module")

@@ -143,9 +143,10 @@ def test_reject_every_refuses_as_too_frequent_without_using_budget(gateway_facto
 
 @pytest.mark.parametrize(("lazy", "requests"), [(False, 8), (True, 9)])
 def test_lazy_end_adds_an_empty_last_page(gateway_factory: Factory, lazy: bool, requests: int) -> None:
-    rows = rows_for("US.MSFT", AS_OF)
+    as_of = date(2026, 5, 11)  # FINRA publishes the 30 April figures
+    rows = rows_for("US.MSFT", as_of)
     assert len(rows) == 8 * 41  # so a 41-row page size ends on an exactly full page
-    gw = gateway_factory("--rate", "off", "--as-of", AS_OF.isoformat(), *(["--lazy-end"] if lazy else []))
+    gw = gateway_factory("--rate", "off", "--as-of", as_of.isoformat(), *(["--lazy-end"] if lazy else []))
     pages: list[qot_get_short_interest_pb2.Response] = []
     with _open(gw) as peer:
         key: str | None = None
@@ -160,7 +161,7 @@ def test_lazy_end_adds_an_empty_last_page(gateway_factory: Factory, lazy: bool, 
 
 
 def test_revision_changes_the_newest_rows_and_as_of_cuts_the_history(gateway_factory: Factory) -> None:
-    as_of = date(2025, 6, 30)
+    as_of = date(2025, 7, 4)  # the SFC publishes the 27 June positions
     gw = gateway_factory("--rate", "off", "--as-of", as_of.isoformat(), "--revision", "1")
     with _open(gw) as peer:
         page = peer.short_interest("HK.00700", num=3).s2c.hkItemList

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 
+from proto_client.publication import trading_days
 from proto_client.records import ShortInterestRow
 from proto_client.security import Market
 from proto_client.simulator.demo_data import demo_codes, rows_for
@@ -50,6 +51,9 @@ class DemoBook:
         self.revision = revision
         self.codes = frozenset(demo_codes(extra_codes))
         self._rows: dict[tuple[str, date], list[ShortInterestRow]] = {}
+        for market in Market:
+            # Build the exchange calendars before serving, not within the first request's reply time.
+            trading_days(market)
 
     def code_of(self, qot_market: int, symbol: str) -> str:
         """`HK.00700` for (1, "00700"); markets the API refuses raise SecurityLookupError."""
