@@ -60,28 +60,54 @@ def _requests_per_code(r: dict) -> list[Figure]:
     ]
 
 
-def _upsert(r: dict) -> list[Figure]:
-    def cpu(part: dict) -> str:
-        server = "n/a" if part.get("other_cpu_s") is None else f"{part['other_cpu_s']:.2f}"
-        return f"{part['client_cpu_s']:.2f}/{server}"
+def _page_write_latency(r: dict) -> list[Figure]:
+    figures = []
+    for database in ("postgresql", "sqlite"):
+        for case, label in (
+            ("all_new", "50 new"),
+            ("all_unchanged", "50 unchanged"),
+            ("three_revised", "3 of 50 revised"),
+        ):
+            times = r[database][case]
+            figures.append(
+                Figure(
+                    f"page write p50 / p99, {database}, {label}",
+                    f"{times['p50_ms']:.1f} / {times['p99_ms']:.1f} ms ({times['pages']} pages; client CPU p50 "
+                    f"{times['client_cpu_p50_ms']:.1f} ms)",
+                    f"p50 <= {r['target_p50_ms']:g} ms" if database == "postgresql" else "(no target)",
+                    database != "postgresql" or times["p50_ms"] <= r["target_p50_ms"],
+                )
+            )
+    return figures
 
-    def ceiling(part: str) -> str:
-        if part != "upsert_empty" or "ceiling_upsert_empty_to_copy" not in r:
-            return ""
-        return f"; ceiling set by the server's own work: {r['ceiling_upsert_empty_to_copy']:.2f}"
 
-    settled = ", each load from a checkpoint" if r.get("checkpoint_before_each_load") else ""
+def _load_overhead(r: dict) -> list[Figure]:
+    first, refresh = r["first_load"], r["refresh"]
+
+    def rss(load: dict) -> str:
+        return f"{load['peak_rss_mb_first_tenth']:.0f} -> {load['peak_rss_mb_end']:.0f} MB ({load['rss_growth']:.2f}x)"
+
     return [
         Figure(
-            f"upsert rate / COPY rate, {label}",
-            f"{r[f'ratio_{part}_to_copy']:.2f} ({r[part]['rows_per_s']:,} vs {r['copy']['rows_per_s']:,} rows/s, "
-            f"{r['rows']:,} rows, median of {r['rounds']}{settled}); CPU s client/server {cpu(r[part])} vs COPY's "
-            f"{cpu(r['copy'])}; {r[f'ratio_{part}_to_shaped_copy']:.2f} against COPY into the target's shape"
-            f"{ceiling(part)}",
-            f">= {r['target_ratio']}",
-            r[f"ratio_{part}_to_copy"] >= r["target_ratio"],
-        )
-        for label, part in (("empty table", "upsert_empty"), ("re-load", "upsert_reload"))
+            f"load overhead, refresh of {r['codes']} codes, rate limit lifted",
+            f"{refresh['ms_per_code']:.1f} ms per code ({refresh['pages']} pages; loader CPU "
+            f"{refresh['loader_cpu_ms_per_code']:.1f} ms per code)",
+            f"<= {r['target_refresh_ms_per_code']:g} ms per code",
+            refresh["ms_per_code"] <= r["target_refresh_ms_per_code"],
+        ),
+        Figure(
+            f"load overhead, first load of {r['codes']} codes, rate limit lifted",
+            f"{first['ms_per_code']:.1f} ms per code, {first['ms_per_page']:.1f} ms per page ({first['pages']} pages; "
+            f"loader CPU {first['loader_cpu_ms_per_code']:.1f} ms per code)",
+            "(no target)",
+            True,
+        ),
+        Figure(
+            "peak RSS, first tenth of the codes -> all, first load / refresh",
+            f"{rss(first)} / {rss(refresh)}",
+            f"flat: <= {r['target_rss_growth']:.2f}x",
+            max(first["rss_growth"], refresh["rss_growth"]) <= r["target_rss_growth"],
+        ),
     ]
 
 
@@ -178,7 +204,8 @@ DETAILS: dict[str, Callable[[dict], str]] = {"analyst_queries": _analyst_query_p
 BENCHMARKS: dict[str, tuple[str, str, Callable[[dict], list[Figure]]]] = {
     "rate_budget": ("rate_budget.py", "rate_budget.json", _rate_budget),
     "requests_per_code": ("requests_per_code.py", "requests_per_code.json", _requests_per_code),
-    "upsert_throughput": ("upsert_throughput.py", "upsert_throughput.json", _upsert),
+    "page_write_latency": ("page_write_latency.py", "page_write_latency.json", _page_write_latency),
+    "load_overhead": ("load_overhead.py", "load_overhead.json", _load_overhead),
     "client_latency": ("client_latency.py", "client_latency.json", _client_latency),
     "encryption_latency": ("encryption_latency.py", "encryption_latency.json", _encryption_latency),
     "dagster_overhead": ("dagster_overhead.py", "dagster_overhead.json", _dagster_overhead),
