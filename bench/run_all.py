@@ -164,6 +164,10 @@ def _analyst_queries(r: dict) -> list[Figure]:
     worst, targets = r["worst_ms"], r["targets_ms"]
     first = r.get("first_definitions_ms", {})
 
+    def cpu(name: str) -> str:
+        value = r.get("cpu_ms", {}).get(name)
+        return "n/a" if value is None else f"{value:.1f} ms"
+
     def against_first(query: str) -> str:
         return f"; the first (window) definitions: {first[query]:,.0f} ms" if query in first else ""
 
@@ -171,8 +175,9 @@ def _analyst_queries(r: dict) -> list[Figure]:
     return [
         Figure(
             f"{label}, {r['codes']:,} codes, {r['rows']:,} rows",
-            f"{worst[name]:.1f} ms (median of {r['repeat']}, rows fetched; best {r['best_ms'][name]:.1f}, "
-            f"load average {r['load_average'][0]:.1f}){against_first(query)}",
+            f"{worst[name]:.1f} ms (median of {r['repeat']}, rows fetched; best {r['best_ms'][name]:.1f}; "
+            f"CPU per run, server and client, {cpu(name)}; load average {r['load_average'][0]:.1f})"
+            f"{against_first(query)}",
             f"<= {targets[name]:.0f} ms",
             worst[name] <= targets[name],
         )
