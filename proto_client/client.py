@@ -26,7 +26,7 @@ from types import TracebackType
 
 from proto_client.connection import Connection, ConnectionDropped, Endpoint
 from proto_client.encryption import RsaKey
-from proto_client.errors import GatewayConnectionError, OpenDError, QuoteLoginError, RequestError
+from proto_client.errors import EncryptionError, GatewayConnectionError, OpenDError, QuoteLoginError, RequestError
 from proto_client.framing import MAX_BODY_LEN, Frame
 from proto_client.messages import (
     MAX_PAGE_SIZE,
@@ -274,14 +274,24 @@ class OpenDClient:
                 return self._conn
             log.info("gateway at %s closed the idle connection; reconnecting", self._endpoint)
             self._drop()
-        conn = Connection.open(
-            self._endpoint,
-            client_id=self._client_id,
-            connect_timeout=self._connect_timeout,
-            reply_timeout=self._reply_timeout,
-            max_body_len=self._max_body_len,
-            rsa_key=self._rsa_key,
-        )
+        try:
+            conn = Connection.open(
+                self._endpoint,
+                client_id=self._client_id,
+                connect_timeout=self._connect_timeout,
+                reply_timeout=self._reply_timeout,
+                max_body_len=self._max_body_len,
+                rsa_key=self._rsa_key,
+            )
+        except EncryptionError as exc:
+            # These settings completed InitConnect with this gateway before, so a connection closed during it
+            # now is a gateway going down or coming up (it accepts, then closes), not a key that disagrees.
+            if self._connects and isinstance(exc.__cause__, ConnectionDropped):
+                raise ConnectionDropped(
+                    f"gateway at {self._endpoint} closed the connection during InitConnect "
+                    "(these settings worked before: it is probably restarting)"
+                ) from exc
+            raise
         if self._check_quote_login:
             self._require_quote_login(conn)
         self._conn = conn

@@ -3,6 +3,8 @@ of keys failing fast with a message that says what to fix."""
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 from collections.abc import Callable
 from datetime import date
@@ -87,3 +89,40 @@ def test_mismatched_encryption_fails_within_the_connect_timeout(
     if client_key is not None:
         assert str(client_key) in str(error)
     assert not (key.parent / f"{case}.json").exists(), "a short-interest request got through"
+
+
+def test_a_gateway_closing_connections_while_it_restarts_is_no_encryption_mismatch(
+    gateway_factory: Callable[..., GatewayProcess],
+) -> None:
+    """A gateway going down or coming up may accept a connection and close it during InitConnect. For a client
+    whose settings completed InitConnect with it before, that is a dropped connection (an outage to wait out),
+    not a key that disagrees; a client that never connected still hears about encryption."""
+    gw = gateway_factory("--rate", "off")
+    client = OpenDClient(gw.host, gw.port, connect_timeout=5, reply_timeout=5)
+    client.get_global_state()
+    gw.stop()
+    with socket.create_server((gw.host, gw.port), reuse_port=False) as server:
+        stop = threading.Event()
+
+        def accept_and_close() -> None:
+            server.settimeout(0.1)
+            while not stop.is_set():
+                try:
+                    conn, _ = server.accept()
+                except TimeoutError:
+                    continue
+                conn.close()
+
+        closer = threading.Thread(target=accept_and_close, daemon=True)
+        closer.start()
+        try:
+            with pytest.raises(GatewayConnectionError) as dropped:
+                client.get_global_state()
+            assert not isinstance(dropped.value, EncryptionError)
+            assert "probably restarting" in str(dropped.value)
+            with pytest.raises(EncryptionError), OpenDClient(gw.host, gw.port, connect_timeout=5) as fresh:
+                fresh.get_global_state()
+        finally:
+            stop.set()
+            closer.join(timeout=5)
+            client.close()
