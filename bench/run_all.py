@@ -43,6 +43,19 @@ def _rate_budget(r: dict) -> list[Figure]:
     ]
 
 
+def _gateway_scaling(r: dict) -> list[Figure]:
+    return [
+        Figure(
+            f"aggregate budget use, {run['gateways']} gateway(s) in one load",
+            f"{run['budget_use']:.1%} of {run['gateways']} budgets ({run['accepted']} requests, per gateway "
+            f"{run['per_gateway']}), {run['rejected']} rejected; throughput {run['scaling']:.2f} x one gateway's",
+            f">= 95 %, 0 rejected, >= {0.95 * run['gateways']:.2f} x",
+            run["budget_use"] >= 0.95 and run["rejected"] == 0 and run["scaling"] >= 0.95 * run["gateways"],
+        )
+        for run in r["runs"]
+    ]
+
+
 def _requests_per_code(r: dict) -> list[Figure]:
     return [
         Figure(
@@ -208,6 +221,7 @@ DETAILS: dict[str, Callable[[dict], str]] = {"analyst_queries": _analyst_query_p
 # name -> (script, JSON it writes, summarizer)
 BENCHMARKS: dict[str, tuple[str, str, Callable[[dict], list[Figure]]]] = {
     "rate_budget": ("rate_budget.py", "rate_budget.json", _rate_budget),
+    "gateway_scaling": ("gateway_scaling.py", "gateway_scaling.json", _gateway_scaling),
     "requests_per_code": ("requests_per_code.py", "requests_per_code.json", _requests_per_code),
     "page_write_latency": ("page_write_latency.py", "page_write_latency.json", _page_write_latency),
     "load_overhead": ("load_overhead.py", "load_overhead.json", _load_overhead),

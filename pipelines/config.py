@@ -2,6 +2,8 @@
 
 OPEND_HOST                  gateway host (default 127.0.0.1)
 OPEND_PORT                  gateway port (default 11111)
+OPEND_GATEWAYS              several gateways, one per account: comma-separated HOST:PORT, each optionally
+                            HOST:PORT@REQUESTS/SECONDS; replaces OPEND_HOST/OPEND_PORT when set
 OPEND_RATE_LIMIT            REQUESTS/SECONDS allowed per account for the short-interest API (default 30/30)
 OPEND_REPLY_TIMEOUT         seconds to wait for a reply before dropping the connection and retrying (default 15)
 OPEND_RSA_KEY_FILE          PEM RSA private key OpenD is configured with: encrypts the link (default: unset, plain)
@@ -58,6 +60,49 @@ def _seconds(name: str, text: str) -> float:
 
 
 @dataclass(frozen=True, slots=True)
+class Gateway:
+    """One OpenD, logged into its own account: its own budget, hence its own limiter bucket."""
+
+    host: str
+    port: int
+    rate_limit: RateLimit
+
+    @property
+    def name(self) -> str:
+        """HOST:PORT, as the client names its endpoint."""
+        return f"{self.host}:{self.port}"
+
+    @property
+    def bucket(self) -> str:
+        """The shared limiter's bucket: every process and run using this gateway books its requests here."""
+        return f"opend:{self.name}:Qot_GetShortInterest"
+
+
+def parse_gateways(text: str, default_rate: RateLimit) -> tuple[Gateway, ...]:
+    """OPEND_GATEWAYS's value: `HOST:PORT[@REQUESTS/SECONDS]`, comma-separated; no rate means `default_rate`."""
+    gateways: list[Gateway] = []
+    for raw in text.split(","):
+        entry = raw.strip()
+        address, at, rate_text = entry.partition("@")
+        host, colon, port_text = address.strip().rpartition(":")
+        host = host.strip().removeprefix("[").removesuffix("]")
+        if not entry or not colon or not host or not port_text.strip().isdigit():
+            raise ConfigError(f"OPEND_GATEWAYS={text!r}: {entry!r} is not HOST:PORT or HOST:PORT@REQUESTS/SECONDS")
+        port = int(port_text)
+        if not 0 < port < 65536:
+            raise ConfigError(f"OPEND_GATEWAYS={text!r}: {entry!r} has port {port}, expected 1 to 65535")
+        try:
+            rate = RateLimit.parse(rate_text) if at else default_rate
+        except ValueError as exc:
+            raise ConfigError(f"OPEND_GATEWAYS entry {address.strip()}={rate_text!r}: {exc}") from None
+        gateway = Gateway(host, port, rate)
+        if any(g.name == gateway.name for g in gateways):
+            raise ConfigError(f"OPEND_GATEWAYS={text!r}: {gateway.name} is listed twice")
+        gateways.append(gateway)
+    return tuple(gateways)
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything a load needs, checked once here whether it came from the environment or from resources."""
 
@@ -70,6 +115,13 @@ class Settings:
     # Read by the client when it is built, so a bad key file is refused naming its path before any request.
     rsa_key_file: Path | None = None
     outage_timeout: float = DEFAULT_OUTAGE_TIMEOUT
+    # OPEND_GATEWAYS; empty means the one gateway at opend_host:opend_port (see `all_gateways`).
+    gateways: tuple[Gateway, ...] = ()
+
+    @property
+    def all_gateways(self) -> tuple[Gateway, ...]:
+        """Every gateway a load uses, in the configured order."""
+        return self.gateways or (Gateway(self.opend_host, self.opend_port, self.rate_limit),)
 
     def __post_init__(self) -> None:
         if not 0 < self.opend_port < 65536:
@@ -94,13 +146,16 @@ class Settings:
         rate_text = env.get("OPEND_RATE_LIMIT")
         timeout_text = env.get("OPEND_REPLY_TIMEOUT")
         outage_text = env.get("SHORTINTEREST_OUTAGE_TIMEOUT")
+        rate_limit = parse_rate_limit(rate_text) if rate_text is not None else DEFAULT_RATE_LIMIT
+        gateways_text = env.get("OPEND_GATEWAYS", "").strip()
         return cls(
             opend_host=env.get("OPEND_HOST") or DEFAULT_HOST,
             opend_port=port,
-            rate_limit=parse_rate_limit(rate_text) if rate_text is not None else DEFAULT_RATE_LIMIT,
+            rate_limit=rate_limit,
             database_url=env.get("SHORTINTEREST_DATABASE_URL") or DEFAULT_DATABASE_URL,
             watchlist_path=Path(env.get("SHORTINTEREST_WATCHLIST") or PACKAGED_WATCHLIST),
             reply_timeout=parse_reply_timeout(timeout_text) if timeout_text is not None else DEFAULT_REPLY_TIMEOUT,
             rsa_key_file=Path(env["OPEND_RSA_KEY_FILE"]) if env.get("OPEND_RSA_KEY_FILE") else None,
             outage_timeout=parse_outage_timeout(outage_text) if outage_text is not None else DEFAULT_OUTAGE_TIMEOUT,
+            gateways=parse_gateways(gateways_text, rate_limit) if gateways_text else (),
         )

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.config import PACKAGED_WATCHLIST, ConfigError, RateLimit, Settings
+from pipelines.config import PACKAGED_WATCHLIST, ConfigError, Gateway, RateLimit, Settings
 
 
 def test_defaults() -> None:
@@ -54,3 +54,44 @@ def test_bad_values_are_named(name: str, value: str) -> None:
     with pytest.raises(ConfigError) as info:
         Settings.from_env({name: value})
     assert name in str(info.value) and repr(value) in str(info.value)
+
+
+def test_several_gateways_replace_host_and_port() -> None:
+    s = Settings.from_env(
+        {
+            "OPEND_HOST": "ignored",
+            "OPEND_GATEWAYS": " 10.0.0.5:11111, opend-b:22222@20/30 ,[::1]:33333",
+            "OPEND_RATE_LIMIT": "6/3",
+        }
+    )
+    assert s.all_gateways == (
+        Gateway("10.0.0.5", 11111, RateLimit(6, 3.0)),
+        Gateway("opend-b", 22222, RateLimit(20, 30.0)),
+        Gateway("::1", 33333, RateLimit(6, 3.0)),
+    )
+    assert [g.bucket for g in s.all_gateways][:2] == [
+        "opend:10.0.0.5:11111:Qot_GetShortInterest",
+        "opend:opend-b:22222:Qot_GetShortInterest",
+    ]
+
+
+def test_one_gateway_without_the_list() -> None:
+    s = Settings.from_env({"OPEND_HOST": "10.0.0.5", "OPEND_PORT": "22222", "OPEND_GATEWAYS": " "})
+    assert s.all_gateways == (Gateway("10.0.0.5", 22222, RateLimit(30, 30.0)),)
+
+
+@pytest.mark.parametrize(
+    ("value", "named"),
+    [
+        ("opend-a", "'opend-a' is not HOST:PORT"),
+        ("opend-a:11111,,opend-b:11111", "'' is not HOST:PORT"),
+        ("opend-a:port", "'opend-a:port' is not HOST:PORT"),
+        ("opend-a:0", "'opend-a:0' has port 0"),
+        ("opend-a:11111@fast", "OPEND_GATEWAYS entry opend-a:11111='fast'"),
+        ("opend-a:11111,opend-a:11111@5/5", "opend-a:11111 is listed twice"),
+    ],
+)
+def test_bad_gateway_lists_name_the_entry(value: str, named: str) -> None:
+    with pytest.raises(ConfigError, match="OPEND_GATEWAYS") as raised:
+        Settings.from_env({"OPEND_GATEWAYS": value})
+    assert named in str(raised.value)

@@ -267,12 +267,3 @@ def test_malformed_setting_fails_naming_the_variable(postgres_url: str, instance
     assert "no HK code was loaded: OPEND_RATE_LIMIT: rate limit 0/30: both numbers must be positive" in (
         step_failure_text(result)
     )
-
-
-@pytest.fixture
-def unused_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

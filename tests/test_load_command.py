@@ -6,6 +6,7 @@ import io
 import re
 import socket
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from pipelines.config import RateLimit
 from pipelines.crawl.crawler import CodeResult
 from pipelines.crawl.estimate import CodeCost, LoadEstimate
 from pipelines.crawl.events import CrawlEvent, EventKind
+from pipelines.crawl.gateway_pool import GatewayUsage
 from pipelines.crawl.progress import LoadProgress, summary
 from pipelines.warehouse import create_engine_for, upgrade
 from proto_client.security import Market
@@ -142,10 +144,10 @@ def test_terminal_gets_one_bar_with_codes_requests_rows_and_time_left() -> None:
     progress = LoadProgress(out, live=True)
     estimate = _estimate(("US.AAPL", "incremental", 1), ("US.TSLA", "full", 7), ("US.SPY", "full", None))
     with progress.running(estimate):
-        progress.starting(0, "US.AAPL")
+        progress.starting("US.AAPL")
         progress.on_event(CrawlEvent("US.AAPL", EventKind.PAGE, pages=1, inserted=2, updated=1, unchanged=47))
         progress.finished(_result("US.AAPL"))
-        progress.starting(1, "US.TSLA")
+        progress.starting("US.TSLA")
         progress.on_event(CrawlEvent("US.TSLA", EventKind.PAGE, pages=3, inserted=150))
         # 4 pages of US.TSLA and US.SPY's unknown history (guessed at one request) are left: 5 requests, one window.
         assert progress.requests_left() == 5 and progress.seconds_left() == 0.0
@@ -165,7 +167,7 @@ def test_logs_get_a_line_per_code_and_a_periodic_summary() -> None:
     with progress.running(_estimate(*((code, "full", 10) for code in codes))):
         for index, code in enumerate(codes[:31]):
             now[0] = 10.0 * index
-            progress.starting(index, code)
+            progress.starting(code)
             progress.finished(_result(code))
     lines = out.getvalue().splitlines()
     assert "\x1b[" not in out.getvalue() and "\r" not in out.getvalue()
@@ -175,6 +177,21 @@ def test_logs_get_a_line_per_code_and_a_periodic_summary() -> None:
     # 30 per 30 s (plus the limiter's 0.3 s margin) three windows after the first.
     assert len(summaries) == 5
     assert summaries[-1] == "progress: 30/40 codes, 30 requests, 1,500 rows, elapsed 5 min 00 s, about 1 min 31 s left"
+
+
+def test_progress_names_the_gateway_when_there_are_several() -> None:
+    out = io.StringIO()
+    progress = LoadProgress(out, live=False, show_gateway=True)
+    with progress.running(_estimate(("US.AAPL", "incremental", 1), ("US.TSLA", "incremental", 1))):
+        progress.finished(replace(_result("US.AAPL"), gateway="10.0.0.2:11111"))
+    assert out.getvalue().startswith("[1/2] US.AAPL incremental via 10.0.0.2:11111: 1 page")
+
+
+def test_progress_names_the_gateway_when_there_are_several() -> None:
+    out = io.StringIO()
+    progress = LoadProgress(out, 2, live=False, show_gateway=True)
+    progress.finished(replace(_result("US.AAPL"), gateway="10.0.0.2:11111"))
+    assert out.getvalue().startswith("[1/2] US.AAPL incremental via 10.0.0.2:11111: 1 page")
 
 
 def test_summary_names_every_failed_code() -> None:
@@ -195,3 +212,15 @@ def test_a_load_held_back_by_the_rate_limit_says_how_long_and_why(
     waits = re.findall(r"US\.AAPL waiting (\d+) s for the rate limit: 3/3 requests/seconds are used up", result.stdout)
     assert len(waits) == 2 and all(int(w) >= 2 for w in waits), result.stdout
     assert re.search(r"^progress: 1/1 codes|^\[1/1\] US\.AAPL full: 7 pages", result.stdout, re.MULTILINE)
+
+
+def test_summary_gives_each_gateways_share() -> None:
+    results = [replace(_result("US.AAPL"), gateway="h1:1"), replace(_result("US.TSLA"), gateway="h2:2")]
+    usage = [GatewayUsage("h1:1", 1, 7, 3.25, None), GatewayUsage("h2:2", 1, 4, 0.5, "connection refused")]
+    lines = summary(results, usage).splitlines()
+    assert lines[2].split()[:2] == ["US.AAPL", "h1:1"] and lines[3].split()[:2] == ["US.TSLA", "h2:2"]
+    assert "gateway h1:1: 1 code, 7 requests, 3.2 s waited for its rate limit" in lines
+    assert (
+        "gateway h2:2: 1 code, 4 requests, 0.5 s waited for its rate limit; LOST: connection refused "
+        "(its codes went to the other gateways)"
+    ) in lines

@@ -43,9 +43,9 @@ from typing import TypeVar
 
 import sqlalchemy as sa
 
-from pipelines.config import Settings
+from pipelines.config import Gateway, Settings
 from pipelines.crawl.code_lock import CodeLockTimeout, code_lock
-from pipelines.crawl.dependencies import gateway_dependency, warehouse_dependency
+from pipelines.crawl.dependencies import describe_gateway_outage, gateway_dependency, warehouse_dependency
 from pipelines.crawl.events import CrawlEvent, EventKind
 from pipelines.crawl.outage import Dependency, DependencyDownError, OutagePolicy
 from pipelines.crawl.rate_limiter import RateLimiterError, SharedRateLimiter
@@ -95,6 +95,7 @@ class CodeResult:
     newest_trade_date: date | None
     error: str | None
     resumed_from: str | None
+    gateway: str = ""  # host:port of the gateway that served the code
 
     @property
     def ok(self) -> bool:
@@ -121,6 +122,10 @@ class _Progress:
     rows: UpsertResult = field(default_factory=UpsertResult)
 
 
+class GatewayLostError(Exception):
+    """The crawler's gateway is down and another gateway can take the code: hand it back instead of waiting."""
+
+
 class _WarehouseReturned(Exception):
     """The warehouse answers again after an outage: the code's crawl starts over from its saved state."""
 
@@ -135,7 +140,9 @@ class Crawler:
     """Loads codes through one client and the shared limiter into the warehouse behind `engine`.
 
     `gateway` and `warehouse` are the Dependency objects to wait on during an outage; loaders sharing a
-    gateway or the warehouse should share them, so one prober serves them all.
+    gateway or the warehouse should share them, so one prober serves them all. `leave_gateway`, asked
+    when the gateway goes down, returns True when another gateway can take the code: the crawl then
+    raises GatewayLostError instead of waiting the outage out (pipelines.crawl.gateway_pool).
     """
 
     def __init__(
@@ -149,6 +156,7 @@ class Crawler:
         lock_timeout: float = 3600.0,
         gateway: Dependency | None = None,
         warehouse: Dependency | None = None,
+        leave_gateway: Callable[[BaseException], bool] | None = None,
     ) -> None:
         self.engine = engine
         self.lock_timeout = lock_timeout
@@ -158,6 +166,7 @@ class Crawler:
         self.on_event = on_event
         self.gateway = gateway or gateway_dependency(client, OutagePolicy(), describe=describe_failure)
         self.warehouse = warehouse or warehouse_dependency(engine, OutagePolicy(), describe=describe_failure)
+        self.leave_gateway = leave_gateway
         self._rng = random.Random()
         self._current: _Progress | None = None
         limiter.on_long_wait = self._announce_wait
@@ -193,7 +202,7 @@ class Crawler:
                 self._wait_until_up()  # while another loader probes a dependency, take no code
                 newest = self._locked_crawl(code, full, progress)
                 break
-            except DependencyDownError:
+            except (DependencyDownError, GatewayLostError):
                 raise
             except _WarehouseReturned:
                 self._emit(progress, EventKind.START, "the warehouse is back: carrying on from its saved state")
@@ -314,7 +323,7 @@ class Crawler:
         with self.engine.begin() as conn:
             newest = newest_trade_date(conn, code)
             save_cursor(conn, code, None)
-            mark_success(conn, code, newest)
+            mark_success(conn, code, newest, self.client.endpoint)
         return newest
 
     def _retrying(self, progress: _Progress, what: str, action: Callable[[], T], *, uses_gateway: bool = False) -> T:
@@ -332,6 +341,8 @@ class Crawler:
                 result = action()
             except Exception as exc:
                 if self.gateway.is_outage(exc):
+                    if self.leave_gateway is not None and self.leave_gateway(exc):
+                        raise GatewayLostError(describe_gateway_outage(exc, describe_failure)) from exc
                     self.gateway.ride_out(exc)
                     continue
                 if self.warehouse.is_outage(exc):
@@ -396,6 +407,7 @@ class Crawler:
             newest_trade_date=newest,
             error=error,
             resumed_from=progress.resumed_from,
+            gateway=self.client.endpoint,
         )
 
 
@@ -408,45 +420,99 @@ def open_crawler(
     retry: RetryPolicy = DEFAULT_RETRY,
     wait_at_start: bool = False,
 ) -> Iterator[Crawler]:
-    """A Crawler on the configured warehouse and gateway, every request throttled by the shared limiter.
+    """A Crawler on the configured warehouse and (first) gateway, every request throttled by its bucket of
+    the shared limiter.
 
     Raises WarehouseNotMigratedError for a warehouse not at head, GatewayConnectionError (saying how to
-    start the demo gateway) when nothing answers at OPEND_HOST:OPEND_PORT, EncryptionError when the link's
+    start the demo gateway) when nothing answers at the gateway's address, EncryptionError when the link's
     encryption settings disagree with the gateway's, and QuoteLoginError when the gateway is not logged in
     to the quote server, before any crawling: a gateway or database that never answered is more likely a
     setting to fix than an outage to wait for. `wait_at_start` waits for them as for an outage instead (a
     retried run, which knows they answered before). `on_outage` receives the few lines an outage is worth
     (default: this module's log).
     """
+    with (
+        open_warehouse(settings, on_outage=on_outage, wait_at_start=wait_at_start) as warehouse,
+        crawler_on(
+            settings.all_gateways[0],
+            settings,
+            warehouse,
+            on_event=on_event,
+            on_outage=on_outage,
+            retry=retry,
+            wait_at_start=wait_at_start,
+        ) as crawler,
+    ):
+        yield crawler
+
+
+@dataclass(frozen=True, slots=True)
+class Warehouse:
+    """The warehouse's engine and its outage Dependency, shared by every crawler of a load."""
+
+    engine: sa.Engine
+    dependency: Dependency
+
+
+@contextmanager
+def open_warehouse(
+    settings: Settings, *, on_outage: Callable[[str], None] | None = None, wait_at_start: bool = False
+) -> Iterator[Warehouse]:
+    """The configured warehouse, checked to be at the head revision (waited for with `wait_at_start`)."""
     policy = OutagePolicy(timeout=settings.outage_timeout)
-    notify = on_outage or _log_outage
     engine = create_engine_for(settings.database_url)
     try:
-        warehouse = warehouse_dependency(engine, policy, notify=notify, describe=describe_failure)
+        warehouse = warehouse_dependency(engine, policy, notify=on_outage or _log_outage, describe=describe_failure)
         if wait_at_start:
             warehouse.call(lambda: ensure_migrated(engine))
         else:
             ensure_migrated(engine)
-        limiter = SharedRateLimiter(engine, settings.rate_limit)
-        client = OpenDClient(
-            settings.opend_host,
-            settings.opend_port,
-            reply_timeout=settings.reply_timeout,
-            throttle=limiter.acquire,
-            rsa_key_file=settings.rsa_key_file,
-            check_quote_login=True,
-        )
-        gateway = gateway_dependency(client, policy, notify=notify, describe=describe_failure)
-        try:
-            if wait_at_start:
-                gateway.call(client.connect)
-            else:
-                client.connect()
-            yield Crawler(engine, client, limiter, retry=retry, on_event=on_event, gateway=gateway, warehouse=warehouse)
-        finally:
-            client.close()
+        yield Warehouse(engine, warehouse)
     finally:
         engine.dispose()
+
+
+@contextmanager
+def crawler_on(
+    gateway: Gateway,
+    settings: Settings,
+    warehouse: Warehouse,
+    *,
+    on_event: Callable[[CrawlEvent], None] | None = None,
+    on_outage: Callable[[str], None] | None = None,
+    retry: RetryPolicy = DEFAULT_RETRY,
+    wait_at_start: bool = False,
+    leave_gateway: Callable[[BaseException], bool] | None = None,
+) -> Iterator[Crawler]:
+    """A Crawler on `gateway`, connected (or waited for, with `wait_at_start`), booking that gateway's bucket."""
+    policy = OutagePolicy(timeout=settings.outage_timeout)
+    limiter = SharedRateLimiter(warehouse.engine, gateway.rate_limit, bucket=gateway.bucket)
+    client = OpenDClient(
+        gateway.host,
+        gateway.port,
+        reply_timeout=settings.reply_timeout,
+        throttle=limiter.acquire,
+        rsa_key_file=settings.rsa_key_file,
+        check_quote_login=True,
+    )
+    dependency = gateway_dependency(client, policy, notify=on_outage or _log_outage, describe=describe_failure)
+    try:
+        if wait_at_start:
+            dependency.call(client.connect)
+        else:
+            client.connect()
+        yield Crawler(
+            warehouse.engine,
+            client,
+            limiter,
+            retry=retry,
+            on_event=on_event,
+            gateway=dependency,
+            warehouse=warehouse.dependency,
+            leave_gateway=leave_gateway,
+        )
+    finally:
+        client.close()
 
 
 def _log_outage(line: str) -> None:

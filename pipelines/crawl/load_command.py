@@ -1,8 +1,10 @@
 """`shortinterest load [CODE ...] [--full]`: crawl codes (default: the watchlist) into the warehouse.
 
 Everything that can be checked before the first request is: settings, every code, the schema, and
-that a gateway answers. Then every code is crawled even if some fail; the exit status is non-zero
-when any did, and the summary names each failed code and why. An outage of the gateway or the
+that a gateway answers. Then every code is crawled, over every configured gateway at once
+(pipelines.crawl.gateway_pool), even if some fail; the exit status is non-zero when any did, and the
+summary names each failed code and why, the gateway that served each code, and each gateway's
+requests and seconds waited. An outage of the gateway or the
 warehouse pauses the load (a line when it begins, one a minute, one when it ends); one that outlasts
 SHORTINTEREST_OUTAGE_TIMEOUT stops it with exit status 75 (EX_TEMPFAIL: try again later), naming the
 codes not loaded, whose cursors the next load resumes from.
@@ -13,12 +15,14 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 
 from pipelines.config import ConfigError, Settings
-from pipelines.crawl.crawler import CodeResult, open_crawler
+from pipelines.crawl.crawler import CodeResult
 from pipelines.crawl.estimate import estimate_load
+from pipelines.crawl.gateway_pool import GatewayUsage, combined_rate, open_gateway_pool
 from pipelines.crawl.outage import DependencyDownError, stopped_message
 from pipelines.crawl.progress import LoadProgress, summary
 from pipelines.crawl.watchlist import Watchlist, WatchlistError, load_watchlist, watchlist_from_entries
@@ -41,8 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--full", action="store_true", help="re-read every page of history instead of only what is new")
     parser.epilog = (
-        "Gateway: OPEND_HOST/OPEND_PORT (encrypted link: OPEND_RSA_KEY_FILE); rate limit: OPEND_RATE_LIMIT (shared by "
-        "all loads on one warehouse); "
+        "Gateways: OPEND_GATEWAYS (several, one per account) or OPEND_HOST/OPEND_PORT (encrypted link: "
+        "OPEND_RSA_KEY_FILE); rate limit: OPEND_RATE_LIMIT per gateway (shared by all loads on one warehouse); "
         "warehouse: SHORTINTEREST_DATABASE_URL; watchlist: SHORTINTEREST_WATCHLIST; how long to wait out an outage "
         "of the gateway or the warehouse: SHORTINTEREST_OUTAGE_TIMEOUT (exit status 75 past it)."
     )
@@ -60,39 +64,45 @@ def run(args: argparse.Namespace) -> int:
         return _fail(f"{exc}\nnothing was loaded", EXIT_USAGE)
 
     out = sys.stdout
-    progress = LoadProgress(out, live=out.isatty())
+    codes = watchlist.codes
+    progress = LoadProgress(out, live=out.isatty(), show_gateway=len(settings.all_gateways) > 1)
     results: list[CodeResult] = []
+    usage: list[GatewayUsage] = []
     try:
-        with open_crawler(settings, on_event=progress.on_event, on_outage=progress.note) as crawler:
-            with crawler.engine.connect() as conn:
-                estimate = estimate_load(conn, watchlist.codes, settings.rate_limit, full=args.full)
+        with open_gateway_pool(settings, on_event=progress.on_event, on_outage=progress.note) as pool:
+            with pool.engine.connect() as conn:
+                estimate = estimate_load(conn, codes, combined_rate(settings.all_gateways), full=args.full)
             print(
-                f"loading {'full history' if args.full else 'new rows'} from {crawler.client.endpoint} "
-                f"into {mask_url(crawler.engine.url)}: {estimate.describe()}",
+                f"loading {'full history' if args.full else 'new rows'} from {_gateways(settings)} "
+                f"into {mask_url(settings.database_url)}: {estimate.describe()}",
                 file=out,
                 flush=True,
             )
-            with progress.running(estimate):
-                for index, code in enumerate(watchlist.codes):
-                    progress.starting(index, code)
-                    result = crawler.crawl_code(code, full=args.full)
-                    progress.finished(result)
-                    results.append(result)
+            for lost in pool.lost():
+                print(f"gateway {lost.name} does not answer and is left out: {lost.lost}", file=out, flush=True)
+            try:
+                with progress.running(estimate):
+                    for result in pool.crawl(codes, full=args.full, on_start=progress.starting):
+                        progress.finished(result)
+                        results.append(result)
+            finally:
+                usage = pool.usage()
     except KeyFileError as exc:
         return _fail(f"OPEND_RSA_KEY_FILE: {exc}\nnothing was loaded", EXIT_USAGE)
     except (EncryptionError, QuoteLoginError) as exc:
         return _fail(_stopped(str(exc), results), EXIT_FAILED)
     except DependencyDownError as exc:
         print(file=out)
-        print(summary(results), file=out, flush=True)
-        return _fail(stopped_message(exc, watchlist.codes[len(results) :]), EXIT_OUTAGE)
+        print(summary(_in_order(results, codes), usage), file=out, flush=True)
+        done = {r.code for r in results}
+        return _fail(stopped_message(exc, [c for c in codes if c not in done]), EXIT_OUTAGE)
     except WarehouseNotMigratedError as exc:
         return _fail(str(exc), EXIT_FAILED)
     except WarehouseError as exc:
         return _fail(str(exc), EXIT_USAGE)
     except GatewayConnectionError as exc:
         message = str(exc)
-        if "shortinterest gateway --demo" not in message:
+        if "shortinterest gateway --demo" not in message and not settings.gateways:
             message += (
                 f"\nis OpenD running? For a demo, start `shortinterest gateway --demo --port {settings.opend_port}`"
             )
@@ -103,8 +113,19 @@ def run(args: argparse.Namespace) -> int:
         )
 
     print(file=out)
-    print(summary(results), file=out, flush=True)
-    return 0 if all(r.ok for r in results) else EXIT_FAILED
+    print(summary(_in_order(results, codes), usage), file=out, flush=True)
+    return 0 if all(r.ok for r in results) and len(results) == len(codes) else EXIT_FAILED
+
+
+def _in_order(results: list[CodeResult], codes: Sequence[str]) -> list[CodeResult]:
+    """Results in the watchlist's order: several gateways finish codes in any order."""
+    order = {code: index for index, code in enumerate(codes)}
+    return sorted(results, key=lambda r: order.get(r.code, len(order)))
+
+
+def _gateways(settings: Settings) -> str:
+    """Each gateway with its rate limit (requests/seconds), as the load's first line names them."""
+    return ", ".join(f"{g.name} ({g.rate_limit} requests/seconds)" for g in settings.all_gateways)
 
 
 def _codes(codes: list[str], settings: Settings) -> Watchlist:

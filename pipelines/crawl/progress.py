@@ -23,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from pipelines.crawl.crawler import CodeResult
 from pipelines.crawl.estimate import LoadEstimate, seconds_for
 from pipelines.crawl.events import CrawlEvent, EventKind
+from pipelines.crawl.gateway_pool import GatewayUsage
 from pipelines.crawl.outage import format_duration
 from pipelines.crawl.table import format_table
 
@@ -42,9 +43,11 @@ class LoadProgress:
         live: bool,
         summary_every: float = SUMMARY_EVERY_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        show_gateway: bool = False,
     ) -> None:
         self.out = out
         self.live = live
+        self.show_gateway = show_gateway  # several gateways load at once: say which one served each code
         self.summary_every = summary_every
         self._clock = clock
         self._lock = threading.Lock()
@@ -89,7 +92,7 @@ class LoadProgress:
                     self._bar.stop()
                     self._bar = None
 
-    def starting(self, index: int, code: str) -> None:
+    def starting(self, code: str, gateway: str = "") -> None:
         with self._lock:
             self._pages_now[code] = 0
             self._rows_now[code] = 0
@@ -114,15 +117,16 @@ class LoadProgress:
             self._done[result.code] = result
             self._pages_now.pop(result.code, None)
             self._rows_now.pop(result.code, None)
+            via = f" via {result.gateway}" if self.show_gateway and result.gateway else ""
             if result.ok:
                 pages = f"{result.pages} page{'s' if result.pages != 1 else ''}"
                 self._print(
-                    f"{self._position(finished=True)} {result.code} {result.mode}: {pages}, {result.inserted} new, "
-                    f"{result.updated} updated, {result.unchanged} unchanged, waited {result.waited_seconds:.1f} s, "
-                    f"{result.elapsed_seconds:.1f} s"
+                    f"{self._position(finished=True)} {result.code} {result.mode}{via}: {pages}, "
+                    f"{result.inserted} new, {result.updated} updated, {result.unchanged} unchanged, "
+                    f"waited {result.waited_seconds:.1f} s, {result.elapsed_seconds:.1f} s"
                 )
             else:
-                self._print(f"{self._position(finished=True)} {result.code} FAILED: {result.error}")
+                self._print(f"{self._position(finished=True)} {result.code} FAILED{via}: {result.error}")
             self._refresh()
 
     # What the bar and the summary lines say.
@@ -182,10 +186,11 @@ class LoadProgress:
         self.out.flush()
 
 
-def summary(results: Sequence[CodeResult]) -> str:
-    """The end-of-load table, a totals line, and every failed code with its reason."""
+def summary(results: Sequence[CodeResult], gateways: Sequence[GatewayUsage] = ()) -> str:
+    """The end-of-load table, a totals line, each gateway's share, and every failed code with its reason."""
     headers = [
         "code",
+        "gateway",
         "mode",
         "pages",
         "requests",
@@ -200,6 +205,7 @@ def summary(results: Sequence[CodeResult]) -> str:
     rows = [
         [
             r.code,
+            r.gateway or "-",
             r.mode,
             r.pages,
             r.requests,
@@ -213,13 +219,21 @@ def summary(results: Sequence[CodeResult]) -> str:
         ]
         for r in results
     ]
-    lines = [format_table(headers, rows, right=range(2, 9))]
+    lines = [format_table(headers, rows, right=range(3, 10))]
     failed = [r for r in results if not r.ok]
     lines.append(
         f"{len(results) - len(failed)} of {len(results)} codes loaded: {sum(r.requests for r in results)} requests, "
         f"{sum(r.inserted for r in results)} new rows, {sum(r.updated for r in results)} updated, "
         f"{sum(r.waited_seconds for r in results):.1f} s waited for the rate limit"
     )
+    for gateway in gateways:
+        line = (
+            f"gateway {gateway.name}: {gateway.codes} code{'s' if gateway.codes != 1 else ''}, "
+            f"{gateway.requests} requests, {gateway.waited_seconds:.1f} s waited for its rate limit"
+        )
+        if gateway.lost:
+            line += f"; LOST: {gateway.lost} (its codes went to the other gateways)"
+        lines.append(line)
     if failed:
         lines.append(f"{len(failed)} code{'s' if len(failed) != 1 else ''} failed:")
         lines.extend(f"  {r.code}: {r.error}" for r in failed)

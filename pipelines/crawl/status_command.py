@@ -104,10 +104,11 @@ def _table(
                 counts.get(code, 0),
                 _when(state.last_success_at if state else None),
                 _when(state.last_attempt_at if state else None),
+                (state.last_gateway if state else None) or "-",
                 _condition(state),
             ]
         )
-    headers = ["code", "newest trade date", "rows", "last load", "last attempt", "state"]
+    headers = ["code", "newest trade date", "rows", "last load", "last attempt", "gateway", "state"]
     return format_table(headers, rows, right=[2])
 
 

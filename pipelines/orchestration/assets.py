@@ -1,11 +1,11 @@
 """The two assets, `us_short_interest` and `hk_short_interest`: one partition per watchlist code.
 
-A run loads every partition it was given over one gateway connection (single-run backfill policy),
-so a UI backfill of hundreds of codes is one run, not hundreds. Each code's materialization, with its
-own counts, is recorded the moment the code is loaded: a long backfill shows progress in the UI, and a
-run that dies halfway still records what it committed. Failed codes fail the run only after the
-others are loaded. The table's checks run in the same op, after the load (or alone, when only checks
-are selected).
+A run loads every partition it was given (single-run backfill policy), over every configured
+gateway at once, so a UI backfill of hundreds of codes is one run, not hundreds. Each code's
+materialization, with its own counts and the gateway that served it, is recorded the moment the code
+is loaded: a long backfill shows progress in the UI, and a run that dies halfway still records what
+it committed. Failed codes fail the run only after the others are loaded. The table's checks run in
+the same op, after the load (or alone, when only checks are selected).
 
 Why the op records materializations itself instead of returning one result for all partitions:
 Dagster then needs per-partition metadata through `add_asset_metadata`, which re-resolves the run's
@@ -23,10 +23,11 @@ from pydantic import Field
 
 from pipelines.config import ConfigError
 from pipelines.crawl.events import CrawlEvent, EventKind
+from pipelines.crawl.gateway_pool import GatewayUsage
 from pipelines.crawl.outage import DependencyDownError, stopped_message
 from pipelines.orchestration.checks import check_specs, evaluate_checks
 from pipelines.orchestration.jobs import asset_key_for
-from pipelines.orchestration.loading import CodeFailure, load_codes
+from pipelines.orchestration.loading import CodeFailure, GatewayReport, load_codes
 from pipelines.orchestration.metadata import (
     code_metadata,
     column_schema,
@@ -129,6 +130,7 @@ def _define(market: Market) -> dg.AssetsDefinition:
         warehouse: WarehouseResource,
     ) -> Iterator[dg.AssetMaterialization | dg.AssetCheckResult]:
         failures: list[CodeFailure] = []
+        lost: list[GatewayUsage] = []
         loaded = 0
         with warehouse.engine() as engine:
             if key in context.selected_asset_keys:
@@ -136,6 +138,8 @@ def _define(market: Market) -> dg.AssetsDefinition:
                 for event in _load(context, load, engine):
                     if isinstance(event, CodeFailure):
                         failures.append(event)
+                    elif isinstance(event, GatewayReport):
+                        lost = event.lost
                     else:
                         loaded += 1
                         yield event
@@ -149,15 +153,15 @@ def _define(market: Market) -> dg.AssetsDefinition:
                 context.log.info(f"{len(checks)} check(s) evaluated in {time.monotonic() - started:.1f} s")
         if failures:
             order = {code: index for index, code in enumerate(context.partition_keys)}
-            raise _failure(sorted(failures, key=lambda f: order.get(f.code, len(order))), loaded)
+            raise _failure(sorted(failures, key=lambda f: order.get(f.code, len(order))), loaded, lost)
 
     return _asset
 
 
 def _load(
     context: dg.AssetExecutionContext, load: _Load, engine: sa.Engine
-) -> Iterator[dg.AssetMaterialization | CodeFailure]:
-    """Each loaded code's materialization as soon as it is committed, and each failed code.
+) -> Iterator[dg.AssetMaterialization | CodeFailure | GatewayReport]:
+    """Each loaded code's materialization as soon as it is committed, each failed code, then the gateways.
 
     An automatic retry skips what earlier attempts loaded, and waits for the gateway and the warehouse
     at start (run retries have no delay of their own).
@@ -169,8 +173,8 @@ def _load(
         settings = load.gateway.settings(load.database_url)
         how = "full re-crawl" if load.full else "incremental; codes never loaded get their whole history"
         context.log.info(
-            f"loading {len(codes)} {prefix} code(s) ({how}) from {settings.opend_host}:{settings.opend_port}, "
-            f"at most {settings.rate_limit} requests/seconds"
+            f"loading {len(codes)} {prefix} code(s) ({how}) from "
+            + ", ".join(f"{g.name} (at most {g.rate_limit} requests/seconds)" for g in settings.all_gateways)
         )
         outcomes = load_codes(
             settings,
@@ -183,6 +187,9 @@ def _load(
         )
         with engine.connect() as conn:
             for outcome in outcomes:
+                if isinstance(outcome, GatewayReport):
+                    yield outcome
+                    continue
                 done.add(outcome.code)
                 if isinstance(outcome, CodeFailure):
                     yield outcome
@@ -248,17 +255,19 @@ def _event_logger(context: dg.AssetExecutionContext) -> Callable[[CrawlEvent], N
     return on_event
 
 
-def _failure(failures: list[CodeFailure], loaded: int) -> CodesFailedError:
+def _failure(failures: list[CodeFailure], loaded: int, lost: list[GatewayUsage]) -> CodesFailedError:
     names = ", ".join(f.code for f in failures)
     details = "\n".join(f"- {f.code}: {f.error}" for f in failures)
+    gateways = "".join(f"\nGateway {g.name} was lost: {g.lost}" for g in lost)
     return CodesFailedError(
         description=(
             f"{len(failures)} of {len(failures) + loaded} code(s) failed: {names}. "
-            f"{loaded} other code(s) were loaded.\n{details}"
+            f"{loaded} other code(s) were loaded.\n{details}{gateways}"
         ),
         metadata={
             "failed_codes": dg.MetadataValue.json([f.code for f in failures]),
             "errors": dg.MetadataValue.json({f.code: f.error for f in failures}),
+            "lost_gateways": dg.MetadataValue.json({g.name: g.lost for g in lost}),
         },
     )
 

@@ -1,9 +1,10 @@
-"""Crawl the codes of one run, one after the other over one client, and keep going past a failed code.
+"""Crawl the codes of one run over every configured gateway at once, and keep going past a failed code.
 
 A run covers many partitions (the assets' single-run backfill policy), so one bad code must not cost
-the others their load. Outcomes are yielded as each code finishes, so the asset can record each
-code's materialization while the rest are still loading; the asset fails afterwards, naming every
-failed code.
+the others their load, and one lost gateway must not cost the run its codes (the other gateways take
+them over: pipelines.crawl.gateway_pool). Outcomes are yielded as each code finishes, so the asset can
+record each code's materialization while the rest are still loading; the asset fails afterwards,
+naming every failed code and every lost gateway.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from pipelines.config import Settings
-from pipelines.crawl.crawler import CodeResult, open_crawler
+from pipelines.crawl.crawler import CodeResult
 from pipelines.crawl.events import CrawlEvent
+from pipelines.crawl.gateway_pool import GatewayUsage, open_gateway_pool
 from proto_client.errors import InvalidCodeError
 from proto_client.security import Market, parse_code
 
@@ -28,6 +30,18 @@ PROGRESS_EVERY = 2.0
 class CodeFailure:
     code: str
     error: str
+    gateway: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayReport:
+    """The last outcome of a load: what each gateway did, lost gateways included."""
+
+    gateways: tuple[GatewayUsage, ...]
+
+    @property
+    def lost(self) -> list[GatewayUsage]:
+        return [g for g in self.gateways if not g.served]
 
 
 def wrong_market_reason(code: str, market: Market) -> str | None:
@@ -50,12 +64,12 @@ def load_codes(
     log: logging.Logger | logging.LoggerAdapter,
     on_event: Callable[[CrawlEvent], None] | None = None,
     wait_at_start: bool = False,
-) -> Iterator[CodeResult | CodeFailure]:
-    """Crawl `codes` in order over one crawler, yielding each code's outcome as it finishes.
+) -> Iterator[CodeResult | CodeFailure | GatewayReport]:
+    """Crawl `codes` over every gateway, yielding each code's outcome as it finishes, then a GatewayReport.
 
     Codes of the wrong market fail without a request. Raises GatewayConnectionError or
-    WarehouseNotMigratedError (from `open_crawler`) before any code when the gateway does not answer
-    or the warehouse is not migrated: then nothing was loaded. `wait_at_start` waits for them as for an
+    WarehouseNotMigratedError (from `open_gateway_pool`) before any code when no gateway answers or
+    the warehouse is not migrated: then nothing was loaded. `wait_at_start` waits for them as for an
     outage instead. Outages are logged as warnings; DependencyDownError, past the outage bound, ends
     the iteration.
     """
@@ -70,19 +84,32 @@ def load_codes(
     if not runnable:
         return
     last_line = time.monotonic() - PROGRESS_EVERY
-    with open_crawler(settings, on_event=on_event, on_outage=log.warning, wait_at_start=wait_at_start) as crawler:
-        for index, code in enumerate(runnable, start=1):
-            result = crawler.crawl_code(code, full=full)  # per-code failures come back in `error`
+    finished = 0
+    with open_gateway_pool(settings, on_event=on_event, on_outage=log.warning, wait_at_start=wait_at_start) as pool:
+        for lost in pool.lost():
+            log.warning(f"gateway {lost.name} does not answer and is left out: {lost.lost}")
+        for result in pool.crawl(runnable, full=full):  # per-code failures come back in `error`
+            finished += 1
             if not result.ok:
-                log.error(f"[{index}/{len(runnable)}] {code}: {result.error}")
-                yield CodeFailure(code, str(result.error))
+                log.error(f"[{finished}/{len(runnable)}] {result.code} via {result.gateway}: {result.error}")
+                yield CodeFailure(result.code, str(result.error), result.gateway)
                 continue
             now = time.monotonic()
-            if now - last_line >= PROGRESS_EVERY or index == len(runnable):
+            if now - last_line >= PROGRESS_EVERY or finished == len(runnable):
                 last_line = now
                 log.info(
-                    f"[{index}/{len(runnable)}] {code} {result.mode}: {result.inserted} new, {result.updated} "
-                    f"revised, {result.unchanged} unchanged rows in {result.requests} request(s), "
-                    f"{result.waited_seconds:.1f} s waiting for the rate limit"
+                    f"[{finished}/{len(runnable)}] {result.code} {result.mode} via {result.gateway}: "
+                    f"{result.inserted} new, {result.updated} revised, {result.unchanged} unchanged rows in "
+                    f"{result.requests} request(s), {result.waited_seconds:.1f} s waiting for the rate limit"
                 )
             yield result
+        usage = tuple(pool.usage())
+    for gateway in usage:
+        if gateway.lost:
+            log.warning(f"gateway {gateway.name} was lost: {gateway.lost}; the other gateways took over its codes")
+        else:
+            log.info(
+                f"gateway {gateway.name}: {gateway.codes} code(s), {gateway.requests} request(s), "
+                f"{gateway.waited_seconds:.1f} s waited for its rate limit"
+            )
+    yield GatewayReport(usage)

@@ -20,6 +20,7 @@ PAGES = "pages"
 RATE_LIMIT_WAIT_SECONDS = "rate_limit_wait_seconds"
 ELAPSED_SECONDS = "elapsed_seconds"
 MODE = "mode"
+GATEWAY = "gateway"  # host:port of the gateway that served the code
 NEWEST_TRADE_DATE = "newest_trade_date"
 NEWEST_ROWS = "newest_rows"
 
@@ -59,6 +60,7 @@ def code_metadata(result: CodeResult, preview: str, rows: int, schema: dg.TableS
         RATE_LIMIT_WAIT_SECONDS: round(result.waited_seconds, 3),
         ELAPSED_SECONDS: round(result.elapsed_seconds, 3),
         MODE: result.mode,
+        GATEWAY: result.gateway,
         NEWEST_TRADE_DATE: str(result.newest_trade_date) if result.newest_trade_date else "none",
         NEWEST_ROWS: dg.MetadataValue.md(preview),
         "dagster/row_count": rows,

@@ -26,6 +26,7 @@ from pipelines.config import (
     ConfigError,
     RateLimit,
     Settings,
+    parse_gateways,
 )
 from pipelines.crawl.watchlist import Watchlist, load_watchlist
 from pipelines.warehouse.engine import create_engine_for
@@ -43,10 +44,17 @@ class RateLimitConfig(dg.Config):
 
 
 class GatewayResource(dg.ConfigurableResource):
-    """Where the OpenD gateway listens and how many requests per window the account may send."""
+    """Where the OpenD gateways listen and how many requests per window each account may send."""
 
     host: str = Field(default=DEFAULT_HOST, description="OpenD gateway host (OPEND_HOST).")
     port: int = Field(default=DEFAULT_PORT, description="OpenD gateway port (OPEND_PORT).")
+    gateways: str = Field(
+        default="",
+        description=(
+            "Several gateways, one per account, loaded from at once: comma-separated HOST:PORT, each "
+            "optionally HOST:PORT@REQUESTS/SECONDS; replaces host and port when set (OPEND_GATEWAYS)."
+        ),
+    )
     rate_limit: RateLimitConfig = Field(
         default=RateLimitConfig(),
         description="Requests per seconds allowed per account for the short-interest API (OPEND_RATE_LIMIT).",
@@ -79,6 +87,7 @@ class GatewayResource(dg.ConfigurableResource):
         return Settings(
             opend_host=self.host,
             opend_port=self.port,
+            gateways=parse_gateways(self.gateways, rate) if self.gateways.strip() else (),
             rate_limit=rate,
             database_url=database_url,
             reply_timeout=self.reply_timeout,
@@ -142,6 +151,7 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
         "gateway": GatewayResource(
             host=_env_or("OPEND_HOST", DEFAULT_HOST),
             port=_env_int_or("OPEND_PORT", DEFAULT_PORT),
+            gateways=_env_or("OPEND_GATEWAYS", ""),
             rate_limit=RateLimitConfig.of(settings.rate_limit),
             reply_timeout=settings.reply_timeout,
             rsa_key_file=dg.EnvVar("OPEND_RSA_KEY_FILE") if settings.rsa_key_file else None,
@@ -158,6 +168,7 @@ def resources_from_settings(settings: Settings) -> dict[str, dg.ConfigurableReso
         "gateway": GatewayResource(
             host=settings.opend_host,
             port=settings.opend_port,
+            gateways=",".join(f"{g.name}@{g.rate_limit}" for g in settings.gateways),
             rate_limit=RateLimitConfig.of(settings.rate_limit),
             reply_timeout=settings.reply_timeout,
             rsa_key_file=str(settings.rsa_key_file) if settings.rsa_key_file else None,

@@ -32,6 +32,7 @@ class CodeOutcome:
     requests: int = 0
     waited_seconds: float = 0.0
     newest_trade_date: str = ""
+    gateway: str = ""
     error: str = ""
 
 
@@ -108,6 +109,7 @@ def read_run(result: dg.ExecuteInProcessResult, market: Market, codes: Sequence[
                 requests=int(meta[keys.REQUESTS]),
                 waited_seconds=float(meta[keys.RATE_LIMIT_WAIT_SECONDS]),
                 newest_trade_date=str(meta[keys.NEWEST_TRADE_DATE]),
+                gateway=str(meta[keys.GATEWAY]),
             )
         )
     checks = tuple(

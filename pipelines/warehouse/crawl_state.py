@@ -33,6 +33,7 @@ class CrawlState:
     full_crawl_started_at: datetime | None
     last_error: str | None
     last_error_at: datetime | None
+    last_gateway: str | None
 
 
 def get_crawl_state(conn: sa.Connection, code: str) -> CrawlState | None:
@@ -73,15 +74,16 @@ def save_cursor(conn: sa.Connection, code: str, next_key: str | None) -> None:
     )
 
 
-def mark_success(conn: sa.Connection, code: str, newest_trade_date: date | None) -> None:
-    """Record a clean crawl and clear the last error; a None date keeps the newest date already known."""
+def mark_success(conn: sa.Connection, code: str, newest_trade_date: date | None, gateway: str | None = None) -> None:
+    """Record a clean crawl (by `gateway`) and clear the last error; None keeps the date or gateway known."""
     values = {
         "last_success_at": _now(),
         "newest_trade_date": newest_trade_date,
         "last_error": None,
         "last_error_at": None,
+        "last_gateway": gateway,
     }
-    _write(conn, code, values, ignore_null=("newest_trade_date",))
+    _write(conn, code, values, ignore_null=("newest_trade_date", "last_gateway"))
 
 
 def mark_error(conn: sa.Connection, code: str, message: str) -> None:

@@ -161,6 +161,7 @@ crawl_state = sa.Table(
     sa.Column("full_crawl_started_at", UtcDateTime(), comment="When the in-progress full crawl started (UTC)."),
     sa.Column("last_error", sa.Text(), comment="Message of the last failed crawl; cleared by a success."),
     sa.Column("last_error_at", UtcDateTime(), comment="When the last failed crawl failed (UTC)."),
+    sa.Column("last_gateway", sa.String(255), comment="Gateway (host:port) that last loaded this code cleanly."),
     sa.PrimaryKeyConstraint("code", name="pk_crawl_state"),
     sa.CheckConstraint("market IN ('US', 'HK')", name="ck_crawl_state_market"),
     comment="Crawler bookkeeping per security: progress, resumable cursor and last error.",

@@ -33,6 +33,7 @@ class CodeCrawlState:
     cursor: str | None
     newest_trade_date: date | None
     last_error: str | None
+    gateway: str | None = None  # the gateway that last loaded the code cleanly
 
 
 def row_values(row: UsShortInterestRow | HkShortInterestRow) -> Values:
@@ -112,7 +113,7 @@ def read_crawl_state(database_url: str, code: str) -> CodeCrawlState | None:
         engine.dispose()
     if row is None:
         return None
-    return CodeCrawlState(row["full_crawl_cursor"], row["newest_trade_date"], row["last_error"])
+    return CodeCrawlState(row["full_crawl_cursor"], row["newest_trade_date"], row["last_error"], row["last_gateway"])
 
 
 def stored_count(database_url: str, code: str) -> int:
