@@ -153,6 +153,10 @@ class GatewayPool:
         self._workers.append(worker)
         self._live += 1
 
+    def _leave_out(self, gateway: Gateway, reason: str) -> None:
+        log.warning("gateway %s does not answer: %s", gateway.name, reason)
+        self._unreachable[gateway.name] = reason
+
     def leave(self, worker: _Worker) -> Callable[[BaseException], bool]:
         """The crawler's question when its gateway goes down: True retires it, when another can take the code."""
         return lambda exc: self._retire(worker, describe_gateway_outage(exc, describe_failure))
@@ -209,10 +213,13 @@ class GatewayPool:
                     error = message.error
                 elif message.kind == "exit":
                     running -= 1
-        finally:
+        except BaseException:
+            # Ctrl-C or the caller stopped iterating: hand out no more codes and do not wait for the codes
+            # in hand; each page is committed with its cursor, so the next load resumes them.
             pending.close()
-            for thread in threads:
-                thread.join()
+            raise
+        for thread in threads:
+            thread.join()
         if error is not None:
             raise error
 
@@ -313,8 +320,7 @@ def open_gateway_pool(
             except (GatewayConnectionError, QuoteLoginError) as exc:
                 if len(gateways) == 1:
                     raise
-                log.warning("gateway %s does not answer: %s", gateway.name, describe_failure(exc))
-                pool._unreachable[gateway.name] = describe_failure(exc)
+                pool._leave_out(gateway, describe_failure(exc))
                 continue
             pool._add(worker)
         if not pool._workers and wait_at_start:
