@@ -187,13 +187,6 @@ def test_progress_names_the_gateway_when_there_are_several() -> None:
     assert out.getvalue().startswith("[1/2] US.AAPL incremental via 10.0.0.2:11111: 1 page")
 
 
-def test_progress_names_the_gateway_when_there_are_several() -> None:
-    out = io.StringIO()
-    progress = LoadProgress(out, 2, live=False, show_gateway=True)
-    progress.finished(replace(_result("US.AAPL"), gateway="10.0.0.2:11111"))
-    assert out.getvalue().startswith("[1/2] US.AAPL incremental via 10.0.0.2:11111: 1 page")
-
-
 def test_summary_names_every_failed_code() -> None:
     text = summary([_result("US.AAPL"), _result("US.NOPE", "unknown security"), _result("US.BAD", "timeout")])
     assert "1 of 3 codes loaded" in text
