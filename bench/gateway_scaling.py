@@ -1,9 +1,9 @@
 """How one load's throughput grows with the number of gateways (OPEND_GATEWAYS), one account's budget each.
 
 Starts 1, 2 and 4 simulated gateways, each allowing 10 requests per 5 s (its own account), and runs one
-`shortinterest load` over all of them: an incremental refresh of 60 codes per gateway (one request per
-code, as a weekly refresh costs), into one Postgres warehouse primed beforehand through unlimited
-gateways. Over the busy period (first to last accepted request, across the gateways) it measures:
+`shortinterest load --full` over all of them: 10 codes per gateway, each a whole history of 7 pages (70
+requests per gateway, seven windows), into one Postgres warehouse, each run on codes not loaded before.
+Over the busy period (first to last accepted request, across the gateways) it measures:
 
 * budget_use: the shortest span N perfect sliding-window clients need for that many requests, over the
   span observed (1.0 = every slot of all N budgets used the instant it opened; the limiter's margin
@@ -11,7 +11,7 @@ gateways. Over the busy period (first to last accepted request, across the gatew
 * scaling: requests per second with N gateways over requests per second with one (target >= 0.95 N);
 * rejected: requests any gateway refused for frequency (target: 0).
 
-Usage: python bench/gateway_scaling.py [--rate 10/5] [--per-gateway 60] [--database-url URL]
+Usage: python bench/gateway_scaling.py [--rate 10/5] [--per-gateway 10] [--database-url URL]
 Writes bench/results/gateway_scaling.json.
 """
 
@@ -62,17 +62,6 @@ def _load(env: dict[str, str], codes: Sequence[str], *extra: str) -> float:
     return time.monotonic() - started
 
 
-def prime(codes: Sequence[str], url: str, extra_codes: int) -> None:
-    """Load every code's whole history through two unlimited gateways, so the measured loads are refreshes."""
-    with ExitStack() as stack:
-        gateways = []
-        for _ in range(2):
-            gateway = start_gateway(["--rate", "off", "--as-of", AS_OF, "--extra-codes", str(extra_codes)])
-            stack.callback(gateway.stop)
-            gateways.append(gateway)
-        _load(_gateways_env(gateways, "1000/1", url), codes, "--full")
-
-
 def run_once(count: int, rate: str, codes: Sequence[str], url: str, extra_codes: int) -> dict[str, object]:
     requests, seconds = (float(x) for x in rate.split("/"))
     with ExitStack() as stack:
@@ -84,7 +73,7 @@ def run_once(count: int, rate: str, codes: Sequence[str], url: str, extra_codes:
             gateway = start_gateway(args)
             stack.callback(gateway.stop)
             gateways.append(gateway)
-        wall = _load(_gateways_env(gateways, rate, url), codes)
+        wall = _load(_gateways_env(gateways, rate, url), codes, "--full")
         for gateway in gateways:
             gateway.stop()  # the stats file is complete once the process has exited
         stats = [read_stats(workdir / f"gateway-{index}.json") for index in range(count)]
@@ -107,17 +96,19 @@ def run_once(count: int, rate: str, codes: Sequence[str], url: str, extra_codes:
 def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     parser = argparse.ArgumentParser(prog="bench.gateway_scaling", description=__doc__.splitlines()[0])
     parser.add_argument("--rate", default="10/5", help="each gateway's limit, N/SECONDS (default: 10/5)")
-    parser.add_argument("--per-gateway", type=int, default=60, help="codes (requests) per gateway (default: 60)")
+    parser.add_argument("--per-gateway", type=int, default=10, help="codes per gateway, 7 pages each (default: 10)")
     parser.add_argument("--database-url", default=None, help="warehouse (default: a throwaway Postgres database)")
     args = parser.parse_args(argv)
-    total = args.per_gateway * max(GATEWAY_COUNTS)
-    extra = max(0, total - len(demo_codes()))
-    codes = demo_codes(extra)[:total]
+    total = args.per_gateway * sum(GATEWAY_COUNTS)
+    extra = 2 * total  # synthetic codes alternate between the markets; the US ones all have 7 pages
+    codes = [code for code in demo_codes(extra) if code.startswith("US.SYN")][:total]
     with ExitStack() as stack:
         url = args.database_url or stack.enter_context(fresh_postgres_database("si_bench"))
         upgrade(url)
-        prime(codes, url, extra)
-        runs = [run_once(n, args.rate, codes[: n * args.per_gateway], url, extra) for n in GATEWAY_COUNTS]
+        runs = []
+        for count in GATEWAY_COUNTS:
+            share, codes = codes[: count * args.per_gateway], codes[count * args.per_gateway :]
+            runs.append(run_once(count, args.rate, share, url, extra))
     single = runs[0]["requests_per_second"]
     for run in runs:
         rps = run["requests_per_second"]

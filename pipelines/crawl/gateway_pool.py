@@ -242,8 +242,8 @@ class GatewayPool:
                 pending.done()
                 messages.put(_Message("result", code, worker.gateway.name, result))
         except BaseException as exc:
-            # Whatever stops a worker outside a code's own failure stops the load, as it would over one gateway.
-            self._retire(worker, describe_failure(exc), force=True)
+            # Whatever stops a worker outside a code's own failure (an outage past its bound on the last
+            # gateway, a warehouse outage) stops the load, as it would over one gateway.
             pending.close()
             messages.put(_Message("error", gateway=worker.gateway.name, error=exc))
         finally:
@@ -259,10 +259,10 @@ class GatewayPool:
         )
         pending.give_back(code)
 
-    def _retire(self, worker: _Worker, reason: str, *, force: bool = False) -> bool:
+    def _retire(self, worker: _Worker, reason: str) -> bool:
         """Mark the worker's gateway lost, unless it is the last one serving (then it carries on)."""
         with self._retire_lock:
-            if self._live <= 1 and not force:
+            if self._live <= 1:
                 return False
             self._live -= 1
             worker.lost = reason
