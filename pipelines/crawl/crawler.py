@@ -65,7 +65,7 @@ from pipelines.warehouse import (
 )
 from pipelines.warehouse.errors import WarehouseError
 from proto_client.client import OpenDClient
-from proto_client.errors import InvalidCodeError, OpenDError, RequestError
+from proto_client.errors import GatewayConnectionError, InvalidCodeError, OpenDError, RequestError
 from proto_client.page_walk import PageWalk
 from proto_client.records import Page
 from proto_client.security import Market, parse_code
@@ -211,6 +211,10 @@ class Crawler:
                 if self.warehouse.is_outage(exc):  # e.g. while taking the crawl lock
                     self.warehouse.ride_out(exc)
                     continue
+                # A connection lost in a way that is no outage (a gateway killed while the client reconnects
+                # reads as an encryption mismatch) is still no fault of the code: another gateway may take it.
+                if isinstance(exc, GatewayConnectionError) and self.leave_gateway and self.leave_gateway(exc):
+                    raise GatewayLostError(describe_failure(exc)) from exc
                 return self._failed(progress, market, exc)
         self._emit(progress, EventKind.DONE, f"newest trade date {newest}" if newest else "no rows")
         return self._result(progress, market, newest, None)
