@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from pipelines.analysis.chart import draw, png_bytes
 from pipelines.analysis.movers import CoverLeader, Mover, days_to_cover_leaders, top_movers
 from pipelines.analysis.series import read_series
-from pipelines.orchestration.quality import markdown_table
+from pipelines.tables import markdown_table
 
 TOP_MOVERS = 10
 CHARTED_MOVERS = 3

@@ -25,7 +25,7 @@ from pipelines.crawl.estimate import LoadEstimate, seconds_for
 from pipelines.crawl.events import CrawlEvent, EventKind
 from pipelines.crawl.gateway_pool import GatewayUsage
 from pipelines.crawl.outage import format_duration
-from pipelines.crawl.table import format_table
+from pipelines.tables import format_table
 
 SUMMARY_EVERY_SECONDS = 60.0
 

@@ -14,9 +14,9 @@ from datetime import date, datetime
 import sqlalchemy as sa
 
 from pipelines.config import ConfigError, Settings
-from pipelines.crawl.table import format_table
 from pipelines.crawl.watchlist import WatchlistError, load_watchlist
 from pipelines.failures import fail, first_line
+from pipelines.tables import format_table
 from pipelines.warehouse import (
     CrawlState,
     create_engine_for,

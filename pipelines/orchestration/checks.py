@@ -16,11 +16,11 @@ from pipelines.orchestration.quality import (
     RULES,
     cadence_gaps,
     expected_report,
-    markdown_table,
     range_violations,
     stale_codes,
     timestamp_mismatches,
 )
+from pipelines.tables import markdown_table
 from proto_client.security import Market
 
 CADENCE = "cadence_gaps"

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from pipelines.crawl.crawler import CodeResult
-from pipelines.orchestration.quality import markdown_table
+from pipelines.tables import markdown_table
 
 # One code's materialization metadata, written by the assets and read back by `runner`.
 ROWS_INSERTED = "rows_inserted"

@@ -7,7 +7,7 @@ FINRA publishes US short interest twice a month.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -196,10 +196,3 @@ def _as_date(value: object) -> date:
     if isinstance(value, str):
         return date.fromisoformat(value[:10])
     raise TypeError(f"expected a date from the warehouse, got {value!r}")
-
-
-def markdown_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
-    """A small markdown table for check and materialization metadata in the UI."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)

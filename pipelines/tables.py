@@ -1,8 +1,9 @@
-"""Plain-text tables for terminals and logs: fixed columns, numbers right-aligned."""
+"""Tables for people: plain text for terminals and logs (fixed columns, numbers right-aligned), and markdown
+for the Dagster UI's metadata."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]], *, right: Sequence[int] = ()) -> str:
@@ -20,3 +21,10 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]], *, ri
 
     rule = "  ".join("-" * w for w in widths)
     return "\n".join([line(cells[0]), rule, *(line(row) for row in cells[1:])])
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """A small markdown table for check and materialization metadata in the UI."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
