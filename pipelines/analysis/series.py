@@ -8,13 +8,11 @@ from datetime import date
 
 import sqlalchemy as sa
 
-from pipelines.warehouse.schema import table_for
+from pipelines.warehouse.schema import PERCENT_COLUMN, SHARES_COLUMN, table_for
 from proto_client.security import Market, parse_code
 
 # What "short interest as a percentage" means in each market's source.
 PERCENT_LABEL = {Market.US: "% of float", Market.HK: "% of issued shares"}
-_SHARES_COLUMN = {Market.US: "shares_short", Market.HK: "aggregated_short"}
-_PERCENT_COLUMN = {Market.US: "short_percent", Market.HK: "aggregated_short_ratio"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +37,8 @@ def read_series(conn: sa.Connection, code: str, *, since: date | None = None) ->
     query = (
         sa.select(
             table.c.trade_date,
-            table.c[_SHARES_COLUMN[market]],
-            table.c[_PERCENT_COLUMN[market]],
+            table.c[SHARES_COLUMN[market]],
+            table.c[PERCENT_COLUMN[market]],
             table.c.close_price,
         )
         .where(table.c.code == code)

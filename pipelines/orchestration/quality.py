@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 
-from pipelines.warehouse.schema import table_for
+from pipelines.warehouse.schema import PERCENT_COLUMN, table_for
 from proto_client.publication import Publication, publications
 from proto_client.records import trade_date_of
 from proto_client.security import Market
@@ -41,7 +41,6 @@ NON_NEGATIVE_COLUMNS: dict[Market, tuple[str, ...]] = {
     Market.HK: ("aggregated_short",),
 }
 PRICE_COLUMNS = ("close_price", "last_close_price")
-PERCENT_COLUMN: dict[Market, str] = {Market.US: "short_percent", Market.HK: "aggregated_short_ratio"}
 
 # Enough offending rows to act on; the count is always exact.
 MAX_LISTED = 50

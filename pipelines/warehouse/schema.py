@@ -187,6 +187,9 @@ short_interest_newest = sa.Table(
 
 DATA_TABLES: dict[Market, sa.Table] = {Market.US: us_short_interest, Market.HK: hk_short_interest}
 KEY_COLUMNS = ("code", "trade_date")
+# The columns each market's table holds the analyst views' short_shares and short_percent in.
+SHARES_COLUMN: dict[Market, str] = {Market.US: "shares_short", Market.HK: "aggregated_short"}
+PERCENT_COLUMN: dict[Market, str] = {Market.US: "short_percent", Market.HK: "aggregated_short_ratio"}
 AUDIT_COLUMNS = ("first_loaded_at", "updated_at")
 
 
