@@ -16,6 +16,8 @@ from pathlib import Path
 from pipelines.config import ConfigError, Settings
 from pipelines.failures import fail
 from pipelines.orchestration.instance import PROJECT_WORKSPACE_YAML, dagster_home
+from pipelines.warehouse.engine import normalize_url
+from pipelines.warehouse.errors import WarehouseError
 
 DEFAULT_UI_PORT = 3000
 
@@ -30,12 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def absolute_sqlite_url(url: str, base: Path) -> str:
-    """A relative SQLite URL resolved against `base`; any other URL unchanged."""
-    prefix = "sqlite:///"
-    path = url[len(prefix) :] if url.startswith(prefix) else None
-    if not path or path.startswith("/") or path.startswith(":memory:"):
+    """A SQLite URL with a relative path resolved against `base`; any other URL unchanged."""
+    parsed = normalize_url(url)
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or not database or database.startswith(("/", ":memory:", "file:")):
         return url
-    return prefix + str((base / path).resolve())
+    return parsed.set(database=str((base / database).resolve())).render_as_string(hide_password=False)
 
 
 def ui_command(host: str, port: int) -> list[str]:
@@ -49,12 +51,15 @@ def run(args: argparse.Namespace) -> int:
         settings = Settings.from_env()
     except ConfigError as exc:
         return fail("shortinterest ui", str(exc), 2)
+    try:
+        database_url = absolute_sqlite_url(settings.database_url, Path.cwd())
+    except WarehouseError as exc:
+        return fail("shortinterest ui", str(exc), 2)
     home = dagster_home()
-    cwd = Path.cwd()
     env = {
         **os.environ,
         "DAGSTER_HOME": str(home),
-        "SHORTINTEREST_DATABASE_URL": absolute_sqlite_url(settings.database_url, cwd),
+        "SHORTINTEREST_DATABASE_URL": database_url,
         "SHORTINTEREST_WATCHLIST": str(settings.watchlist_path.resolve()),
         # `dagster dev` is what this command is; Dagster's note that `dg dev` supersedes it is not for our users.
         "PYTHONWARNINGS": "ignore:Function `dev_command` is superseded",

@@ -22,6 +22,7 @@ from typing import IO
 import sqlalchemy as sa
 
 from pipelines.access.export_formats import FORMATS, ChunkWriter, CsvWriter, JsonWriter, ParquetWriter
+from pipelines.arguments import trade_date
 from pipelines.config import ConfigError, Settings
 from pipelines.failures import fail, first_line
 from pipelines.warehouse import WarehouseError, create_engine_for, mask_url
@@ -42,20 +43,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "codes", nargs="*", metavar="CODE", help="codes to export, e.g. US.AAPL HK.00700 (default: all)"
     )
-    parser.add_argument("--since", type=_day, metavar="DATE", help="first trade date to export, YYYY-MM-DD")
-    parser.add_argument("--until", type=_day, metavar="DATE", help="last trade date to export, YYYY-MM-DD")
+    parser.add_argument("--since", type=trade_date, metavar="DATE", help="first trade date to export, YYYY-MM-DD")
+    parser.add_argument("--until", type=trade_date, metavar="DATE", help="last trade date to export, YYYY-MM-DD")
     parser.add_argument("--format", choices=FORMATS, required=True, help="csv, parquet or json (an array of rows)")
     parser.add_argument(
         "-o", "--output", type=Path, metavar="FILE", help="write here (default stdout; parquet needs it)"
     )
     parser.epilog = "Reads SHORTINTEREST_DATABASE_URL; sends nothing to the gateway."
-
-
-def _day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
 
 
 def run(args: argparse.Namespace) -> int:

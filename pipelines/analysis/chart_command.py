@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import date
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from pipelines.analysis.series import read_series
+from pipelines.arguments import trade_date
 from pipelines.config import ConfigError, Settings
 from pipelines.crawl.watchlist import normalize_entry
 from pipelines.failures import fail, first_line
@@ -27,16 +27,9 @@ EXIT_USAGE = 2
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("codes", nargs="+", metavar="CODE", help="codes to draw, one panel each (US.AAPL HK.00700)")
-    parser.add_argument("--since", type=_date, metavar="DATE", help="first trade date to draw (YYYY-MM-DD)")
+    parser.add_argument("--since", type=trade_date, metavar="DATE", help="first trade date to draw (YYYY-MM-DD)")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.png", help="where to write the PNG")
     parser.epilog = "Reads SHORTINTEREST_DATABASE_URL; sends nothing to the gateway."
-
-
-def _date(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2024-01-31") from None
 
 
 def run(args: argparse.Namespace) -> int:
