@@ -45,7 +45,6 @@ FAST_RATE = RateLimit(1000, 1.0)
 GATEWAY_START_TIMEOUT = 30.0
 GATEWAY_STOP_TIMEOUT = 10.0
 PROBE_TIMEOUT = 2.0
-HEARTBEAT_SECONDS = 10.0
 _LISTENING = re.compile(r"listening on (?P<host>[\w.:\[\]-]+):(?P<port>\d+)")
 
 
@@ -235,7 +234,7 @@ def load_everything(
     sync = sync_partitions(instance, codes_for)
     say(f"partitions: {sync.summary()}")
     if not fast:
-        say("progress is logged per code; --fast lifts the rate limit")
+        say("progress is logged per code, and every wait for the rate limit with its length; --fast lifts the limit")
     resources = resources_from_settings(settings)
     runs: list[MarketRun] = []
     started = time.monotonic()
@@ -245,36 +244,9 @@ def load_everything(
             continue
         asset = f"{market.prefix.lower()}_short_interest"
         say(f"materializing {asset} for {len(codes)} codes: {', '.join(codes)}")
-        with heartbeat(asset, settings.rate_limit, enabled=not fast):
-            runs.append(run_market(instance, market, codes, resources, full=full))
+        runs.append(run_market(instance, market, codes, resources, full=full))
     print_summary(runs, time.monotonic() - started)
     return 0 if runs and all(r.success for r in runs) else 1
-
-
-@contextmanager
-def heartbeat(what: str, rate: RateLimit, *, enabled: bool, every: float = HEARTBEAT_SECONDS) -> Iterator[None]:
-    """Say every few seconds that a throttled run is still going: the limiter sends a window's worth of
-    requests at once, then the crawl sits silent until the window frees up."""
-    if not enabled:
-        yield
-        return
-    done = threading.Event()
-    started = time.monotonic()
-
-    def beat() -> None:
-        while not done.wait(every):
-            say(
-                f"{what} still running ({time.monotonic() - started:.0f} s); at {rate} requests/seconds "
-                "the crawl pauses whenever the window is used up"
-            )
-
-    thread = threading.Thread(target=beat, name="demo-heartbeat", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        done.set()
-        thread.join(timeout=every)
 
 
 def print_summary(runs: list[MarketRun], elapsed: float) -> None:
