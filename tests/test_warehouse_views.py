@@ -44,7 +44,11 @@ REFERENCE: dict[str, str] = {
     """,
 }
 WEEK = timedelta(days=7)
+# Days between one code's reports: next to, at and past a month, and years.
+GAPS = [1, 30, 31, 32, 45, 400, 31, 29, 1_500]
 PREVIOUS_HEAD = "0002_rate_limiter"
+# The revision before the bounded previous-report lookup (0005), whose definitions its downgrade restores.
+BEFORE_BOUNDED_LOOKUP = "0004_crawl_state_gateway"
 
 
 def rows_of(conn: sa.Connection, sql: str, **params: Any) -> list[tuple[Any, ...]]:
@@ -102,6 +106,10 @@ def history(warehouse_engine: sa.Engine) -> sa.Engine:
         upsert_batch(warehouse_engine, [row])
     upsert_batch(warehouse_engine, [hk_row("HK.00005", FIRST_DAY + WEEK * 3, aggregated_short=0)])
     upsert_batch(warehouse_engine, [hk_row("HK.00005", FIRST_DAY + WEEK * 1, aggregated_short=9)])
+    # Gaps on both sides of a month (where the previous report is first looked for), loaded newest first.
+    gaps = [us_row("US.GAPS", FIRST_DAY + timedelta(days=sum(GAPS[:i])), shares_short=i) for i in range(len(GAPS) + 1)]
+    upsert_batch(warehouse_engine, gaps[3:])
+    upsert_batch(warehouse_engine, gaps[:3])
     return warehouse_engine
 
 
@@ -123,6 +131,8 @@ def test_views_follow_hand_fixes_at_once(history: sa.Engine) -> None:
         "('HK.00700', '2024-03-05', 0, 90), ('HK.00700', '2024-03-12', 0, 100), ('HK.00700', '2023-12-26', 0, 1), "
         "('HK.00001', '2024-03-12', 0, 3)",
         "UPDATE hk_short_interest SET aggregated_short = aggregated_short + 1 WHERE code = 'HK.00700'",
+        # A revision across every code of a market, the newest reports among them.
+        "UPDATE us_short_interest SET shares_short = shares_short * 2, close_price = 1.5",
         "DELETE FROM hk_short_interest WHERE trade_date > '2024-02-01' AND code IN ('HK.00700', 'HK.00001')",
     ]
     for statement in statements:
@@ -218,5 +228,17 @@ def test_downgrade_restores_the_window_views_and_upgrade_fills_the_newest_dates(
     # Written while the triggers are gone, then picked up when the newest dates are filled anew.
     upsert_batch(history, [us_row("US.AAPL", FIRST_DAY + 60 * WEEK)])
     upsert_batch(history, [hk_row("HK.00001")])
+    upgrade(history)
+    assert_views_match_reference(history)
+
+
+def test_downgrade_to_the_unbounded_lookup_keeps_the_views_exact(history: sa.Engine) -> None:
+    _migrate(history, BEFORE_BOUNDED_LOOKUP, down=True)
+    assert_views_match_reference(history)
+    upsert_batch(history, [us_row("US.GAPS", FIRST_DAY + timedelta(days=5_000))])
+    upsert_batch(history, [hk_row("HK.00700", FIRST_DAY + 100 * WEEK, aggregated_short=3)])
+    with history.begin() as conn:
+        conn.execute(sa.text("UPDATE us_short_interest SET shares_short = 11 WHERE code = 'US.GAPS'"))
+    assert_views_match_reference(history)
     upgrade(history)
     assert_views_match_reference(history)
