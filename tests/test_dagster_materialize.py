@@ -31,7 +31,7 @@ from tests.support.gateway import GatewayProcess
 AS_OF = date(2026, 5, 1)
 # The gateway's limit is off in these tests; the shared limiter stays in the path, set high.
 FAST = RateLimit(1000, 1.0)
-# Two requests per half second (0.7 s with the limiter's margin): every third page waits for the limiter.
+# Two requests per half second (0.65 s with the limiter's margin): every third page waits for the limiter.
 TIGHT = RateLimit(2, 0.5)
 
 
@@ -121,7 +121,7 @@ def test_one_partition_loads_exactly_the_gateways_rows(
     assert meta["mode"] == "full"  # first load of a code walks its whole history
     assert meta["newest_trade_date"] == str(expected[0][1])
     assert meta["dagster/row_count"] == len(expected)
-    # At least three waits of up to 0.7 s each, less the time the pages in between took.
+    # At least three waits of up to 0.65 s each, less the time the pages in between took.
     assert pages > 3 * TIGHT.requests
     assert 0.5 <= meta["rate_limit_wait_seconds"] <= meta["elapsed_seconds"]
     preview = meta["newest_rows"]

@@ -9,9 +9,14 @@ enforced where every loader already meets, the warehouse database, by handing ou
   `t >= now` at which the N-th newest is at least `window + margin` old; insert `t`; commit.
 * Sleep until `t`, then send. Any N+1 consecutive reservations thus span at least `window + margin`,
   so the gateway never sees N+1 requests in one window, while a busy bucket runs at N per
-  `window + margin` (>= 95 % of the budget with the default margin).
-* Reservations are handed out in lock order and never move, so loaders are served first come, first
-  served: none can starve, and nobody polls. One clock serves all processes (the database's
+  `window + margin` (>= 97 % of the budget with the default margin).
+* A request sent later than its slot comes that much closer to the one booked N slots after it, so a
+  caller that wakes more than a third of the margin late (a process starved of CPU) gives its slot back and
+  books again instead of sending: the rest of the margin covers the network and the gateway's own timing,
+  however starved this machine gets.
+* Reservations are handed out in lock order and never move (a slot given back is booked anew at the
+  back), so loaders are served first come, first served: none can starve, and nobody polls. One clock
+  serves all processes (the database's
   `clock_timestamp()` on Postgres, the host clock on SQLite), and sleeping is measured locally from
   the moment that clock was read, so skew between machines does not matter. (Postgres queues lock
   waiters in order; SQLite's busy handler may let a caller that arrives within the same few
@@ -62,14 +67,18 @@ class RateLimiterError(RuntimeError):
 
 
 def default_margin(rate: RateLimit) -> float:
-    """Slack on top of the window for send jitter and network delay: 0.2 s, or 1 % of long windows."""
-    return min(max(0.2, 0.01 * rate.seconds), 2.0)
+    """Slack on top of the window for network delay and the gateway's timing: 0.15 s, or 1 % of long windows.
+
+    Lateness on this side needs none of it (late slots are booked again, see `acquire`), so the margin
+    can stay small enough for short windows to keep 97 % of their budget."""
+    return min(max(0.15, 0.01 * rate.seconds), 2.0)
 
 
 @dataclass(frozen=True, slots=True)
 class Reservation:
-    """A slot at `at` on the shared clock, booked when that clock read `now` (local `read_monotonic`)."""
+    """Slot `id` at `at` on the shared clock, booked when that clock read `now` (local `read_monotonic`)."""
 
+    id: int
     at: float
     now: float
     read_monotonic: float
@@ -85,6 +94,10 @@ class Reservation:
             return 0.0
         time.sleep(remaining)
         return remaining
+
+    def late_by(self) -> float:
+        """Seconds past the slot on the local clock (negative while it is still ahead)."""
+        return time.monotonic() - (self.read_monotonic + self.delay)
 
 
 class SharedRateLimiter:
@@ -116,6 +129,8 @@ class SharedRateLimiter:
         self.max_wait = max(300.0, 20 * (rate.seconds + margin)) if max_wait is None else max_wait
         self.lock_timeout = lock_timeout
         self._span = rate.seconds + margin
+        # Waking later than this past a slot gives it back (see `acquire`).
+        self.late_tolerance = margin / 3
         self._totals_lock = threading.Lock()
         self._waited = 0.0
         self._acquired = 0
@@ -139,27 +154,38 @@ class SharedRateLimiter:
         """Block until this caller may send one request; returns the seconds spent waiting."""
         started = time.monotonic()
         reservation = self.reserve()
-        if reservation.delay > LONG_WAIT_SECONDS and self.on_long_wait is not None:
-            self.on_long_wait(reservation.delay)
-        reservation.wait()
+        while True:
+            if reservation.delay > LONG_WAIT_SECONDS and self.on_long_wait is not None:
+                self.on_long_wait(reservation.delay)
+            reservation.wait()
+            if reservation.late_by() <= self.late_tolerance:
+                break
+            # Sending now could put this request within one window of the one booked N slots later.
+            reservation = self.reserve(replacing=reservation)
         waited = time.monotonic() - started
         with self._totals_lock:
             self._waited += waited
             self._acquired += 1
         return waited
 
-    def reserve(self) -> Reservation:
-        """Book the next slot without sleeping; the caller must not send before `wait()` returns."""
+    def reserve(self, *, replacing: Reservation | None = None) -> Reservation:
+        """Book the next slot without sleeping; the caller must not send before `wait()` returns.
+
+        `replacing` is a slot this caller booked and did not use: it is given back in the same transaction,
+        so it no longer holds a place in the window."""
+        given_back = None if replacing is None else replacing.id
         if self.engine.dialect.name == "postgresql":
-            return self._reserve_postgres()
+            return self._reserve_postgres(given_back)
         if self.engine.dialect.name == "sqlite":
-            return self._reserve_sqlite()
+            return self._reserve_sqlite(given_back)
         raise RateLimiterError(f"unsupported warehouse database {self.engine.dialect.name!r}")
 
-    def _reserve_postgres(self) -> Reservation:
+    def _reserve_postgres(self, given_back: int | None) -> Reservation:
         with self.engine.begin() as conn:
             conn.execute(sa.text(f"SET LOCAL lock_timeout = {int(self.lock_timeout * 1000)}"))
             conn.execute(sa.select(sa.func.pg_advisory_xact_lock(self._lock_key)))
+            if given_back is not None:
+                conn.execute(sa.delete(reservations).where(reservations.c.id == given_back))
             now = float(conn.execute(sa.text("SELECT extract(epoch FROM clock_timestamp())::float8")).scalar_one())
             read_monotonic = time.monotonic()
             newest = (
@@ -173,15 +199,17 @@ class SharedRateLimiter:
                 .all()
             )
             at = self._next_slot(newest, now)
-            conn.execute(sa.insert(reservations).values(bucket=self.bucket, reserved_at=at))
+            slot_id = conn.execute(
+                sa.insert(reservations).values(bucket=self.bucket, reserved_at=at).returning(reservations.c.id)
+            ).scalar_one()
             conn.execute(
                 sa.delete(reservations).where(
                     reservations.c.bucket == self.bucket, reservations.c.reserved_at < self._prune_before(now)
                 )
             )
-            return Reservation(at=at, now=now, read_monotonic=read_monotonic)
+            return Reservation(id=slot_id, at=at, now=now, read_monotonic=read_monotonic)
 
-    def _reserve_sqlite(self) -> Reservation:
+    def _reserve_sqlite(self, given_back: int | None) -> Reservation:
         # Straight on the DBAPI connection: `BEGIN IMMEDIATE` must be the first statement, whatever
         # transaction handling the engine was configured with, and the connection is handed back unchanged.
         raw = self.engine.raw_connection()
@@ -194,10 +222,13 @@ class SharedRateLimiter:
                 cursor.execute(f"PRAGMA busy_timeout = {int(self.lock_timeout * 1000)}")
                 cursor.execute("BEGIN IMMEDIATE")
                 try:
+                    if given_back is not None:
+                        cursor.execute(_SQLITE_GIVE_BACK, (given_back,))
                     now, read_monotonic = time.time(), time.monotonic()
                     cursor.execute(_SQLITE_NEWEST, (self.bucket, self.rate.requests))
                     at = self._next_slot([row[0] for row in cursor.fetchall()], now)
                     cursor.execute(_SQLITE_INSERT, (self.bucket, at))
+                    slot_id = cursor.lastrowid
                     cursor.execute(_SQLITE_PRUNE, (self.bucket, self._prune_before(now)))
                 except BaseException:
                     cursor.execute("ROLLBACK")
@@ -208,7 +239,7 @@ class SharedRateLimiter:
                 dbapi.isolation_level = saved_isolation
         finally:
             raw.close()
-        return Reservation(at=at, now=now, read_monotonic=read_monotonic)
+        return Reservation(id=slot_id, at=at, now=now, read_monotonic=read_monotonic)
 
     def _next_slot(self, newest: Sequence[float], now: float) -> float:
         """The reservation rule, given the bucket's newest N slots (newest first) under its lock."""
@@ -232,4 +263,5 @@ class SharedRateLimiter:
 
 _SQLITE_NEWEST = "SELECT reserved_at FROM rate_limit_reservations WHERE bucket = ? ORDER BY reserved_at DESC LIMIT ?"
 _SQLITE_INSERT = "INSERT INTO rate_limit_reservations (bucket, reserved_at) VALUES (?, ?)"
+_SQLITE_GIVE_BACK = "DELETE FROM rate_limit_reservations WHERE id = ?"
 _SQLITE_PRUNE = "DELETE FROM rate_limit_reservations WHERE bucket = ? AND reserved_at < ?"
