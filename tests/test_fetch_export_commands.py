@@ -82,7 +82,7 @@ def test_fetch_pages_with_the_next_key_it_prints(
 ) -> None:
     gateway = gateway_factory("--rate", "off", "--as-of", AS_OF.isoformat())
     env = {**gateway.env(), "SHORTINTEREST_DATABASE_URL": f"sqlite:///{tmp_path / 'none.db'}"}
-    first = _run(capsys, env, "fetch", "HK.00700", "--num", "2")
+    first = _run(capsys, env, "fetch", "hk.700", "--num", "2")  # read as HK.00700, as `load` reads it
     assert first.status == 0, first.err
     lines = first.out.splitlines()
     assert lines[0].split() == list(HK_COLUMNS)
@@ -116,8 +116,10 @@ def test_fetch_refuses_bad_input_before_any_request(
     stats = tmp_path / "stats.json"
     gateway = gateway_factory("--rate", "off", "--stats-file", str(stats))
     env = {**gateway.env(), "SHORTINTEREST_DATABASE_URL": f"sqlite:///{tmp_path / 'none.db'}"}
-    malformed = _run(capsys, env, "fetch", "HK.700")
-    assert malformed.status == 2 and "'HK.700'" in malformed.err
+    malformed = _run(capsys, env, "fetch", "HK.7000000")
+    assert malformed.status == 2 and "'HK.7000000'" in malformed.err
+    no_market = _run(capsys, env, "fetch", "AAPL")
+    assert no_market.status == 2 and "'AAPL'" in no_market.err and "market prefix" in no_market.err
     both = _run(capsys, env, "fetch", "US.AAPL", "--all", "--num", "5")
     assert both.status == 2 and "--all" in both.err
     unknown = _run(capsys, env, "fetch", "US.NOPE")
@@ -130,9 +132,9 @@ def test_fetch_refuses_bad_input_before_any_request(
 
 def test_export_refuses_bad_input_before_any_query(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     env = {"SHORTINTEREST_DATABASE_URL": UNREACHABLE_DB}
-    bad_codes = _run(capsys, env, "export", "US.AAPL", "US.aapl", "HK.1", "--format", "csv")
+    bad_codes = _run(capsys, env, "export", "US.AAPL", "AAPL", "HK.1234567", "--format", "csv")
     assert bad_codes.status == 2
-    assert "'US.aapl'" in bad_codes.err and "'HK.1'" in bad_codes.err
+    assert "'AAPL'" in bad_codes.err and "'HK.1234567'" in bad_codes.err
     unwritable = _run(capsys, env, "export", "--format", "csv", "-o", "/etc/hostname/export.csv")
     assert unwritable.status == 2 and "/etc/hostname/export.csv" in unwritable.err
     missing_dir = _run(capsys, env, "export", "--format", "json", "-o", str(tmp_path / "no" / "x.json"))
@@ -152,10 +154,10 @@ def test_export_names_codes_without_rows_and_fails_when_nothing_matched(
     env = {"SHORTINTEREST_DATABASE_URL": warehouse_engine.url.render_as_string(hide_password=False)}
     (tmp_path / "exports").mkdir()
     out = tmp_path / "exports" / "out.csv"
-    some = _run(capsys, env, "export", "US.TSLA", "HK.09988", "US.NOPE", "--format", "csv", "-o", str(out))
+    some = _run(capsys, env, "export", "us.tsla", "HK.9988", "US.NOPE", "--format", "csv", "-o", str(out))
     assert some.status == 0, some.err
-    assert "no stored rows for HK.09988, US.NOPE" in some.err
-    assert len(pd.read_csv(out)) == 3
+    assert "no stored rows for HK.09988, US.NOPE" in some.err  # named as stored, as `load` reads them
+    assert set(pd.read_csv(out)["code"]) == {"US.TSLA"} and len(pd.read_csv(out)) == 3
 
     out.write_text("kept\n")
     none = _run(capsys, env, "export", "HK.09988", "--format", "csv", "-o", str(out))

@@ -24,11 +24,11 @@ import sqlalchemy as sa
 from pipelines.access.export_formats import FORMATS, ChunkWriter, CsvWriter, JsonWriter, ParquetWriter
 from pipelines.arguments import trade_date
 from pipelines.config import ConfigError, Settings
+from pipelines.crawl.watchlist import normalize_entry
 from pipelines.failures import fail, first_line
 from pipelines.warehouse import WarehouseError, create_engine_for, mask_url
 from pipelines.warehouse.read import iter_short_interest_frames
 from proto_client.errors import InvalidCodeError
-from proto_client.security import parse_code
 
 COMMAND = "shortinterest export"
 EXIT_NOTHING = 1  # nothing matched, or the warehouse cannot be read
@@ -96,15 +96,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _checked_codes(codes: list[str]) -> list[str]:
-    bad = []
+    """The codes in canonical form (read as `load` and the watchlist read them), or every bad one named."""
+    bad, good = [], []
     for code in codes:
         try:
-            parse_code(code)
+            good.append(normalize_entry(code)[0])
         except InvalidCodeError as exc:
             bad.append(str(exc))
     if bad:
         raise ExportError("; ".join(bad) + "; nothing was exported")
-    return list(dict.fromkeys(codes))
+    return list(dict.fromkeys(good))
 
 
 def _request(codes: list[str], since: date | None, until: date | None) -> str:

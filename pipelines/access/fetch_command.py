@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from pipelines.access.live import quote_context
 from pipelines.config import ConfigError, Settings
+from pipelines.crawl.watchlist import normalize_entry
 from pipelines.failures import fail
 from pipelines.warehouse import WarehouseError, create_engine_for, ensure_migrated
 from pipelines.warehouse.engine import normalize_url
@@ -59,7 +60,7 @@ def _page_size(text: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        security = parse_code(args.code)
+        security = parse_code(normalize_entry(args.code)[0])
     except InvalidCodeError as exc:
         return fail(COMMAND, str(exc), EXIT_USAGE)
     if args.all and (args.num is not None or args.next_key is not None):
