@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from pipelines.warehouse.schema import KEY_COLUMNS, UtcDateTime, table_for, value_columns
+from pipelines.warehouse.schema import DATA_TABLES, KEY_COLUMNS, UtcDateTime, table_for, value_columns
 from pipelines.warehouse.validation import checked_batch
 from proto_client.records import ShortInterestRow
 
@@ -64,7 +64,8 @@ def upsert_rows(conn: sa.Connection, rows: Sequence[ShortInterestRow]) -> Upsert
     records = [{name: getattr(row, field) for name, field in zip(names, fields, strict=True)} for row in ordered]
     on_postgres = conn.dialect.name == "postgresql"
     stored = set() if on_postgres else _stored_keys(conn, table, ordered)
-    written = conn.execute(_upsert_statement(table, on_postgres), records).all()
+    statement = _POSTGRES_UPSERTS[table.name] if on_postgres else _upsert_statement(table, on_postgres)
+    written = conn.execute(statement, records).all()
     if on_postgres:
         inserted = sum(1 for row in written if row.inserted)
     else:
@@ -93,6 +94,11 @@ def _upsert_statement(table: sa.Table, on_postgres: bool) -> sa.Insert:
     )
     inserted = sa.literal_column("xmax = 0", sa.Boolean) if on_postgres else sa.null()
     return statement.returning(table.c.code, table.c.trade_date, inserted.label("inserted"))
+
+
+# PostgreSQL's statement takes its stamps from the database's clock, so one per table serves every page; reusing
+# it also spares SQLAlchemy working out a new statement's cache key for each page (a third of the client's CPU).
+_POSTGRES_UPSERTS = {table.name: _upsert_statement(table, on_postgres=True) for table in DATA_TABLES.values()}
 
 
 def _stored_keys(conn: sa.Connection, table: sa.Table, rows: Sequence[ShortInterestRow]) -> set[tuple[str, date]]:
