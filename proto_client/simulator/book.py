@@ -2,19 +2,19 @@
 
 Without a fixed `as_of` the cutoff is today *in each market's own time zone*, as the real sources
 publish: in the New York evening Hong Kong is already on the next day, and New York is not. Rows are
-built on first request per code and day and kept for the life of the process, so a crawl of hundreds
-of codes pays for each history once.
+built on first read per code and day and kept for the life of the process, so a crawl of hundreds
+of codes pays for each row once, and a refresh reading one page per code builds one page per code.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 
-from proto_client.publication import trading_days
+from proto_client.publication import published_reports, trading_days
 from proto_client.records import ShortInterestRow
 from proto_client.security import Market
-from proto_client.simulator.demo_data import demo_codes, rows_for
+from proto_client.simulator.demo_data import History, demo_codes
 
 # QotMarket values OpenD knows, named as its error messages name them.
 QOT_MARKET_NAMES = {
@@ -50,7 +50,8 @@ class DemoBook:
         self.clock = clock
         self.revision = revision
         self.codes = frozenset(demo_codes(extra_codes))
-        self._rows: dict[tuple[str, date], list[ShortInterestRow]] = {}
+        self._rows: dict[tuple[str, date], History] = {}
+        self._reports: dict[tuple[Market, date, date], list[date]] = {}
         for market in Market:
             # Build the exchange calendars before serving, not within the first request's reply time.
             trading_days(market)
@@ -63,14 +64,20 @@ class DemoBook:
         name = QOT_MARKET_NAMES.get(qot_market, str(qot_market))
         raise SecurityLookupError(f"unsupported market {name}: this API serves HK and US securities only")
 
-    def rows(self, code: str) -> list[ShortInterestRow]:
+    def rows(self, code: str) -> Sequence[ShortInterestRow]:
         if code not in self.codes:
             raise SecurityLookupError(f"unknown security {code}")
         as_of = self.as_of_for(Market[code.partition(".")[0]])
         cached = self._rows.get((code, as_of))
         if cached is None:
-            cached = self._rows[(code, as_of)] = rows_for(code, as_of, self.revision)
+            cached = self._rows[(code, as_of)] = History(code, as_of, self.revision, reports=self._published)
         return cached
+
+    def _published(self, market: Market, start: date, as_of: date) -> list[date]:
+        key = (market, start, as_of)
+        if key not in self._reports:
+            self._reports[key] = published_reports(market, start, as_of)
+        return self._reports[key]
 
     def as_of_for(self, market: Market) -> date:
         """The newest trade date served for `market`: the fixed cutoff, or today where the market is."""

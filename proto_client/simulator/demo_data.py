@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from statistics import NormalDist
+from typing import overload
 
 from proto_client.publication import published_reports
 from proto_client.records import HkShortInterestRow, UsShortInterestRow
@@ -192,11 +194,51 @@ def rows_for(code: str, as_of: date, revision: int = 0) -> list[UsShortInterestR
     With `revision` > 0 the newest REVISED_ROWS rows carry corrected counts (dates unchanged).
     Raises KeyError for a code outside the demo universe.
     """
-    if revision < 0:
-        raise ValueError(f"revision must be 0 or more, got {revision}")
-    profile = profile_for(code)
-    market = parse_code(code).market
-    start = max(HISTORY_START, profile.listed)
-    make = _hk_row if market is Market.HK else _us_row
-    newest_first = sorted(published_reports(market, start, as_of), reverse=True)
-    return [make(profile, day, revision if i < REVISED_ROWS else 0) for i, day in enumerate(newest_first)]
+    return list(History(code, as_of, revision))
+
+
+class History(Sequence[UsShortInterestRow | HkShortInterestRow]):
+    """The rows of `rows_for`, each built on first read: a gateway serving one page of a history builds that
+    page, not the whole history (a weekly refresh reads one page per code).
+
+    `reports` lists the published position dates (market, first day, as_of) oldest first; a gateway
+    passes a memo of `published_reports`, which all synthetic codes share.
+    """
+
+    def __init__(
+        self,
+        code: str,
+        as_of: date,
+        revision: int = 0,
+        *,
+        reports: Callable[[Market, date, date], list[date]] = published_reports,
+    ) -> None:
+        if revision < 0:
+            raise ValueError(f"revision must be 0 or more, got {revision}")
+        self._profile = profile_for(code)
+        market = parse_code(code).market
+        self._make = _hk_row if market is Market.HK else _us_row
+        self._revision = revision
+        self._days = sorted(reports(market, max(HISTORY_START, self._profile.listed), as_of), reverse=True)
+        self._rows: list[UsShortInterestRow | HkShortInterestRow | None] = [None] * len(self._days)
+
+    def __len__(self) -> int:
+        return len(self._days)
+
+    @overload
+    def __getitem__(self, index: int) -> UsShortInterestRow | HkShortInterestRow: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[UsShortInterestRow | HkShortInterestRow]: ...
+
+    def __getitem__(
+        self, index: int | slice
+    ) -> UsShortInterestRow | HkShortInterestRow | list[UsShortInterestRow | HkShortInterestRow]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        row = self._rows[index]  # IndexError out of range, as for a list
+        if row is None:
+            position = index % len(self)
+            revision = self._revision if position < REVISED_ROWS else 0
+            row = self._rows[position] = self._make(self._profile, self._days[position], revision)
+        return row
