@@ -55,7 +55,6 @@ from pipelines.warehouse import (
     UpsertResult,
     create_engine_for,
     ensure_migrated,
-    get_crawl_state,
     mark_attempt,
     mark_error,
     mark_success,
@@ -246,7 +245,7 @@ class Crawler:
             progress.full, progress.resumed_from = True, plan.cursor
             self._emit(progress, EventKind.START, f"resuming an interrupted full crawl at page key {plan.cursor}")
             try:
-                self._walk(code, progress, start_key=plan.cursor, stop_at=None, resumable=True)
+                self._walk(code, progress, start_key=plan.cursor, stop_at=None, resumable=True, finish=False)
             except RequestError as exc:
                 if progress.pages or exc.is_transient or exc.is_unknown_security:
                     raise
@@ -254,15 +253,13 @@ class Crawler:
             # The tail is done and everything from the first crawled page down is stored: read from the
             # top down to it for rows published since the interrupted crawl began.
             stop_at = self._retrying(progress, "reading the newest date", lambda: self._stored_newest(code))
-            self._walk(code, progress, start_key=None, stop_at=stop_at, resumable=stop_at is None)
-        elif full or plan.stop_at is None:
+            return self._walk(code, progress, start_key=None, stop_at=stop_at, resumable=stop_at is None)
+        if full or plan.stop_at is None:
             progress.full = True
             self._emit(progress, EventKind.START, "full crawl")
-            self._walk(code, progress, start_key=None, stop_at=None, resumable=True)
-        else:
-            self._emit(progress, EventKind.START, f"incremental crawl down to {plan.stop_at}")
-            self._walk(code, progress, start_key=None, stop_at=plan.stop_at, resumable=False)
-        return self._retrying(progress, "recording success", lambda: self._finish(code))
+            return self._walk(code, progress, start_key=None, stop_at=None, resumable=True)
+        self._emit(progress, EventKind.START, f"incremental crawl down to {plan.stop_at}")
+        return self._walk(code, progress, start_key=None, stop_at=plan.stop_at, resumable=False)
 
     def _restart(self, code: str, cursor: str, refusal: RequestError, progress: _Progress) -> date | None:
         """Walk the whole history from the newest page after the gateway refused the stored cursor."""
@@ -270,24 +267,33 @@ class Crawler:
         log.warning("%s: %s", code, message)
         progress.resumed_from = None
         self._emit(progress, EventKind.START, message)
-        self._walk(code, progress, start_key=None, stop_at=None, resumable=True)
-        return self._retrying(progress, "recording success", lambda: self._finish(code))
+        return self._walk(code, progress, start_key=None, stop_at=None, resumable=True)
 
     def _plan(self, code: str) -> _Plan:
         with self.engine.begin() as conn:
-            state = get_crawl_state(conn, code)
+            state = mark_attempt(conn, code)
             stored = newest_trade_date(conn, code)
-            mark_attempt(conn, code)
-        if state is not None and state.full_crawl_cursor:
+        if state.full_crawl_cursor:
             return _Plan(state.full_crawl_cursor, None)
-        if state is None or state.newest_trade_date is None or stored is None:
+        if state.newest_trade_date is None or stored is None:
             return _Plan(None, None)
         return _Plan(None, min(state.newest_trade_date, stored))
 
     def _walk(
-        self, code: str, progress: _Progress, *, start_key: str | None, stop_at: date | None, resumable: bool
-    ) -> None:
-        """Fetch and store pages from `start_key` until the history ends or a page reaches `stop_at`."""
+        self,
+        code: str,
+        progress: _Progress,
+        *,
+        start_key: str | None,
+        stop_at: date | None,
+        resumable: bool,
+        finish: bool = True,
+    ) -> date | None:
+        """Fetch and store pages from `start_key` until the history ends or a page reaches `stop_at`.
+
+        With `finish` the walk ends the crawl: its last page commits with the crawl's success (`_finish`),
+        and the newest stored trade date is returned.
+        """
         walk = PageWalk(code, start_key)
         key = start_key
         while True:
@@ -300,34 +306,38 @@ class Crawler:
             next_key = walk.next_key(page)
             done = next_key is None or (stop_at is not None and _oldest(page) <= stop_at)
             cursor = None if done else next_key
-            written = self._retrying(
+            written, newest = self._retrying(
                 progress,
                 f"writing page {progress.pages + 1}",
-                partial(self._write_page, code, page, cursor, resumable),
+                partial(self._write_page, code, page, cursor, resumable, finish=done and finish),
             )
             progress.pages += 1
             progress.rows = progress.rows + written
             self._emit(progress, EventKind.PAGE)
             if done:
-                return
+                return newest
             key = next_key
 
-    def _write_page(self, code: str, page: Page, cursor: str | None, resumable: bool) -> UpsertResult:
+    def _write_page(
+        self, code: str, page: Page, cursor: str | None, resumable: bool, *, finish: bool
+    ) -> tuple[UpsertResult, date | None]:
+        """Store a page, with its resume cursor or, for the crawl's last page, the crawl's success."""
         with self.engine.begin() as conn:
             written = upsert_rows(conn, page.rows)
+            if finish:
+                return written, self._finish(conn, code)
             if resumable:
                 save_cursor(conn, code, cursor)
-        return written
+        return written, None
 
     def _stored_newest(self, code: str) -> date | None:
         with self.engine.connect() as conn:
             return newest_trade_date(conn, code)
 
-    def _finish(self, code: str) -> date | None:
-        with self.engine.begin() as conn:
-            newest = newest_trade_date(conn, code)
-            save_cursor(conn, code, None)
-            mark_success(conn, code, newest, self.client.endpoint)
+    def _finish(self, conn: sa.Connection, code: str) -> date | None:
+        """Record the crawl's success in its last page's transaction: the crawl is done when that page is."""
+        newest = newest_trade_date(conn, code)
+        mark_success(conn, code, newest, self.client.endpoint)  # which also clears the resume cursor
         return newest
 
     def _retrying(self, progress: _Progress, what: str, action: Callable[[], T], *, uses_gateway: bool = False) -> T:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -54,8 +55,11 @@ def forget_crawl_states(conn: sa.Connection, codes: Iterable[str]) -> int:
     return conn.execute(sa.delete(crawl_state).where(crawl_state.c.code.in_(wanted))).rowcount
 
 
-def mark_attempt(conn: sa.Connection, code: str) -> None:
-    _write(conn, code, {"last_attempt_at": _now()})
+def mark_attempt(conn: sa.Connection, code: str) -> CrawlState:
+    """Record that a crawl of `code` starts; returns the code's state, which a crawl plans from."""
+    row = _write(conn, code, {"last_attempt_at": _now()}, returning=True)
+    assert row is not None  # an upsert returns its row
+    return CrawlState(**row._mapping)
 
 
 def save_cursor(conn: sa.Connection, code: str, next_key: str | None) -> None:
@@ -75,13 +79,16 @@ def save_cursor(conn: sa.Connection, code: str, next_key: str | None) -> None:
 
 
 def mark_success(conn: sa.Connection, code: str, newest_trade_date: date | None, gateway: str | None = None) -> None:
-    """Record a clean crawl (by `gateway`) and clear the last error; None keeps the date or gateway known."""
+    """Record a clean crawl (by `gateway`): clear the last error and the resume cursor, since the crawl is
+    complete. None keeps the date or gateway known."""
     values = {
         "last_success_at": _now(),
         "newest_trade_date": newest_trade_date,
         "last_error": None,
         "last_error_at": None,
         "last_gateway": gateway,
+        "full_crawl_cursor": None,
+        "full_crawl_started_at": None,
     }
     _write(conn, code, values, ignore_null=("newest_trade_date", "last_gateway"))
 
@@ -100,21 +107,33 @@ def _write(
     *,
     fill_only: tuple[str, ...] = (),
     ignore_null: tuple[str, ...] = (),
-) -> None:
-    """Insert the code's state or update the given fields.
+    returning: bool = False,
+) -> sa.Row[Any] | None:
+    """Insert the code's state or update the given fields; with `returning`, the row as written.
 
     `fill_only` fields are written only where the stored value is NULL; `ignore_null` fields are not
     overwritten by a NULL.
     """
     market = parse_code(code).market.prefix
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    statement = insert(crawl_state).values(code=code, market=market, **values)
-    assignments: dict[str, Any] = {name: statement.excluded[name] for name in values}
+    statement = _upsert(conn.dialect.name, tuple(values), fill_only, ignore_null, returning)
+    result = conn.execute(statement, {"code": code, "market": market, **values})
+    return result.one() if returning else None
+
+
+@cache
+def _upsert(
+    dialect: str, names: tuple[str, ...], fill_only: tuple[str, ...], ignore_null: tuple[str, ...], returning: bool
+) -> sa.Insert:
+    """The upsert of `_write`, built once per shape: building it costs more than running it. The values are
+    bound at execution (an insert without values takes its columns from the parameters)."""
+    statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(crawl_state)
+    assignments: dict[str, Any] = {name: statement.excluded[name] for name in names}
     for name in fill_only:
         assignments[name] = sa.func.coalesce(crawl_state.c[name], statement.excluded[name])
     for name in ignore_null:
         assignments[name] = sa.func.coalesce(statement.excluded[name], crawl_state.c[name])
-    conn.execute(statement.on_conflict_do_update(index_elements=[crawl_state.c.code], set_=assignments))
+    upsert = statement.on_conflict_do_update(index_elements=[crawl_state.c.code], set_=assignments)
+    return upsert.returning(*crawl_state.c) if returning else upsert
 
 
 def _now() -> datetime:
