@@ -22,8 +22,9 @@ The UPDATE trigger of the newest table reaches the updated codes' newest rows th
 cached hashed the whole table (10,000 rows) for every revised page, and a market-wide revision of 720,000 rows
 spent 5 s in it instead of 2. The INSERT trigger stays: taking each code's newest row from the transition
 table instead of the data table saved nothing measurable on a page and doubled its time on a bulk insert
-(a sort of the whole transition table). On a 50-row page neither changes much: the triggers take 0.05-0.45 ms
-of the server's time per page, before and after, against 5-9 ms of the client's own work.
+(a sort of the whole transition table). On a 50-row page neither changes much: the triggers take 0.15-0.45 ms
+of the server's time per page, before and after; what a page cost was the client's own work (see
+pipelines/warehouse/upsert.py).
 
 SQLite keeps 0003's definitions: the window for short_interest_changes and row triggers.
 """
