@@ -23,6 +23,11 @@ from pipelines.crawl.lock_keys import advisory_lock_key
 log = logging.getLogger(__name__)
 
 _POLL_SECONDS = 0.1
+# Built once: a crawl takes and releases a lock per code, and building a statement costs more than running it.
+_KEY = sa.bindparam("key", type_=sa.BigInteger())
+_TRY_LOCK = sa.select(sa.func.pg_try_advisory_lock(_KEY))
+_LOCK = sa.select(sa.func.pg_advisory_lock(_KEY))
+_UNLOCK = sa.select(sa.func.pg_advisory_unlock(_KEY))
 
 
 class CodeLockTimeout(RuntimeError):
@@ -51,12 +56,12 @@ def _postgres_lock(engine: sa.Engine, code: str, timeout: float, on_wait: Callab
     key = advisory_lock_key(f"crawl:{code}")
     with engine.connect() as base:
         conn = base.execution_options(isolation_level="AUTOCOMMIT")
-        if not conn.execute(sa.select(sa.func.pg_try_advisory_lock(key))).scalar_one():
+        if not conn.execute(_TRY_LOCK, {"key": key}).scalar_one():
             if on_wait is not None:
                 on_wait()
             conn.execute(sa.text(f"SET lock_timeout = {max(1, int(timeout * 1000))}"))
             try:
-                conn.execute(sa.select(sa.func.pg_advisory_lock(key)))
+                conn.execute(_LOCK, {"key": key})
             except sa.exc.OperationalError:
                 raise CodeLockTimeout(
                     f"another loader has been crawling {code} for more than {timeout:.0f} s"
@@ -67,7 +72,7 @@ def _postgres_lock(engine: sa.Engine, code: str, timeout: float, on_wait: Callab
             yield
         finally:
             try:
-                conn.execute(sa.select(sa.func.pg_advisory_unlock(key)))
+                conn.execute(_UNLOCK, {"key": key})
             except sa.exc.SQLAlchemyError as exc:  # the session is gone, and its lock with it
                 log.info("crawl lock of %s released with its connection (%s)", code, exc)
                 base.invalidate()
