@@ -169,6 +169,7 @@ class SharedRateLimiter:
         self.on_long_wait: Callable[[float], None] | None = None
         self._lock_key = advisory_lock_key(f"rate_limiter:{bucket}")
         self._newest_parameters = {"bucket": bucket, "n": rate.requests}
+        self._set_lock_timeout = sa.text(f"SET LOCAL lock_timeout = {int(lock_timeout * 1000)}")
 
     def __repr__(self) -> str:
         return f"SharedRateLimiter({self.rate}, bucket={self.bucket!r}, margin={self.margin:g})"
@@ -214,21 +215,15 @@ class SharedRateLimiter:
 
     def _reserve_postgres(self, given_back: int | None) -> Reservation:
         with self.engine.begin() as conn:
-            conn.execute(sa.text(f"SET LOCAL lock_timeout = {int(self.lock_timeout * 1000)}"))
-            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(self._lock_key)))
+            conn.execute(self._set_lock_timeout)
+            conn.execute(_POSTGRES_LOCK, {"key": self._lock_key})
             if given_back is not None:
-                conn.execute(sa.delete(reservations).where(reservations.c.id == given_back))
+                conn.execute(_POSTGRES_GIVE_BACK, {"id": given_back})
             now, *newest = conn.execute(_POSTGRES_NOW_AND_NEWEST, self._newest_parameters).one()
             read_monotonic = time.monotonic()
             at = self._next_slot(_NewestSlots(*newest), now)
-            slot_id = conn.execute(
-                sa.insert(reservations).values(bucket=self.bucket, reserved_at=at).returning(reservations.c.id)
-            ).scalar_one()
-            conn.execute(
-                sa.delete(reservations).where(
-                    reservations.c.bucket == self.bucket, reservations.c.reserved_at < self._prune_before(now)
-                )
-            )
+            booking = {"bucket": self.bucket, "at": at, "before": self._prune_before(now)}
+            slot_id = conn.execute(_POSTGRES_BOOK_AND_PRUNE, booking).scalar_one()
             return Reservation(id=slot_id, at=at, now=now, read_monotonic=read_monotonic)
 
     def _reserve_sqlite(self, given_back: int | None) -> Reservation:
@@ -291,6 +286,13 @@ _NEWEST = (
     "WHERE bucket = :bucket ORDER BY reserved_at DESC LIMIT :n) AS newest"
 )
 _POSTGRES_NOW_AND_NEWEST = sa.text(f"SELECT extract(epoch FROM clock_timestamp())::float8, {_NEWEST}")
+_POSTGRES_LOCK = sa.text("SELECT pg_advisory_xact_lock(CAST(:key AS bigint))")
+_POSTGRES_GIVE_BACK = sa.text("DELETE FROM rate_limit_reservations WHERE id = :id")
+# The slot is booked and the bucket pruned in one statement (a data-modifying WITH): a round trip fewer per request.
+_POSTGRES_BOOK_AND_PRUNE = sa.text(
+    "WITH pruned AS (DELETE FROM rate_limit_reservations WHERE bucket = :bucket AND reserved_at < :before) "
+    "INSERT INTO rate_limit_reservations (bucket, reserved_at) VALUES (:bucket, :at) RETURNING id"
+)
 _SQLITE_NEWEST = f"SELECT {_NEWEST}"
 _SQLITE_INSERT = "INSERT INTO rate_limit_reservations (bucket, reserved_at) VALUES (?, ?)"
 _SQLITE_GIVE_BACK = "DELETE FROM rate_limit_reservations WHERE id = ?"
