@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
+from functools import cache
 from statistics import NormalDist
 from typing import overload
 
@@ -63,6 +64,12 @@ def _unit(*parts: object) -> float:
     """A uniform number in (0, 1) fixed by `parts`: seeded hashing, never process-global randomness."""
     digest = hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=8).digest()
     return (int.from_bytes(digest, "big") + 0.5) / 2**64
+
+
+@cache
+def _phase(code: str, cycle: str) -> float:
+    """The phase of one of a code's cycles, the same for every row: hashed once per code, not once per row."""
+    return _unit(code, f"phase-{cycle}")
 
 
 def _normal(*parts: object) -> float:
@@ -122,8 +129,8 @@ def _price(profile: Profile, day: date) -> float:
     t = (day - _EPOCH).days / 365.25
     progress = min(max(t / 14.0, 0.0), 1.0)
     log_level = math.log(profile.price_start) + progress * math.log(profile.price_end / profile.price_start)
-    cycles = 0.18 * math.sin(2 * math.pi * (t / 2.3 + _unit(profile.code, "phase-a"))) + 0.07 * math.sin(
-        2 * math.pi * (t / 0.4 + _unit(profile.code, "phase-b"))
+    cycles = 0.18 * math.sin(2 * math.pi * (t / 2.3 + _phase(profile.code, "a"))) + 0.07 * math.sin(
+        2 * math.pi * (t / 0.4 + _phase(profile.code, "b"))
     )
     noise = 0.025 * _normal(profile.code, day, "close")
     return math.exp(log_level + cycles + noise)
@@ -136,7 +143,7 @@ def _round_price(value: float, market: Market) -> float:
 
 def _short_ratio(profile: Profile, day: date) -> float:
     t = (day - _EPOCH).days / 365.25
-    swing = 0.30 * math.sin(2 * math.pi * (t / 1.6 + _unit(profile.code, "phase-s")))
+    swing = 0.30 * math.sin(2 * math.pi * (t / 1.6 + _phase(profile.code, "s")))
     return profile.short_ratio * math.exp(swing + 0.08 * _normal(profile.code, day, "short"))
 
 
@@ -170,7 +177,7 @@ def _us_row(profile: Profile, day: date, revision: int) -> UsShortInterestRow:
     factor = _revision_factor(profile.code, day, revision)
     shares_short = round(profile.shares * _short_ratio(profile, day) / 100 * factor)
     t = (day - _EPOCH).days / 365.25
-    volume_swing = 0.25 * math.sin(2 * math.pi * (t / 1.1 + _unit(profile.code, "phase-v")))
+    volume_swing = 0.25 * math.sin(2 * math.pi * (t / 1.1 + _phase(profile.code, "v")))
     volume = round(profile.daily_volume * math.exp(volume_swing + 0.12 * _normal(profile.code, day, "volume")))
     return UsShortInterestRow(
         code=profile.code,
