@@ -72,6 +72,7 @@ from proto_client.security import Market, parse_code
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 50
+_ASYNC_COMMIT = sa.text("SET LOCAL synchronous_commit = off")
 DEFAULT_RETRY = RetryPolicy()
 
 T = TypeVar("T")
@@ -271,6 +272,10 @@ class Crawler:
 
     def _plan(self, code: str) -> _Plan:
         with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # The attempt stamp is all this transaction writes, and a database crash that lost it would cost
+                # nothing: its commit need not wait for the disk, one flush fewer per code.
+                conn.execute(_ASYNC_COMMIT)
             state = mark_attempt(conn, code)
             stored = newest_trade_date(conn, code)
         if state.full_crawl_cursor:
