@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 
-from pipelines.warehouse import upgrade, upsert_batch
+from pipelines.warehouse import upgrade, upsert_batch, upsert_rows
 from pipelines.warehouse.migrate import alembic_config
 from tests.test_warehouse_upsert import FIRST_DAY, hk_row, us_row
 
@@ -242,3 +242,30 @@ def test_downgrade_to_the_unbounded_lookup_keeps_the_views_exact(history: sa.Eng
     assert_views_match_reference(history)
     upgrade(history)
     assert_views_match_reference(history)
+
+
+def test_a_long_session_never_scans_a_whole_table_for_a_page(pg_engine: sa.Engine) -> None:
+    """A loader's session outlives the tables' size at its start: its pages' triggers must plan for today's."""
+    with pg_engine.connect() as conn:
+        conn.execute(sa.text("ALTER TABLE hk_short_interest SET (autovacuum_enabled = false)"))  # no ANALYZE
+        conn.commit()
+        for code in ("HK.00001", "HK.00002"):  # the session's first pages meet an empty table
+            upsert_rows(conn, [hk_row(code, FIRST_DAY + week * WEEK) for week in range(50)])
+            conn.commit()
+        conn.execute(
+            sa.text(
+                "INSERT INTO hk_short_interest (code, trade_date, source_timestamp, aggregated_short) "
+                "SELECT 'HK.' || lpad((10000 + g % 2000)::text, 5, '0'), DATE '1990-01-01' + g / 2000, g, g "
+                "FROM generate_series(0, 199999) g"
+            )
+        )
+        conn.commit()
+        upsert_rows(conn, [hk_row("HK.00003", FIRST_DAY + week * WEEK) for week in range(50)])
+        scans = conn.execute(
+            sa.text("SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relname = 'hk_short_interest'")
+        ).scalar_one()
+        conn.commit()
+    assert scans == 0, "a page's trigger scanned the whole table"
+    with pg_engine.connect() as conn:
+        newest = conn.execute(sa.text("SELECT trade_date FROM short_interest_newest WHERE code = 'HK.00003'"))
+        assert newest.scalar_one() == FIRST_DAY + 49 * WEEK

@@ -31,11 +31,9 @@ SQLite keeps 0003's definitions: the window for short_interest_changes and row t
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
-
 from alembic import op
+
+from migrations.history import revision_module
 
 revision = "0005_bounded_previous_lookup"
 down_revision = "0004_crawl_state_gateway"
@@ -45,19 +43,7 @@ depends_on = None
 # Days before a report within which its predecessor is looked for first.
 NEAR_DAYS = 31
 
-
-def _revision_0003() -> ModuleType:
-    """Revision 0003 as written: the definitions this revision replaces and the downgrade restores."""
-    path = Path(__file__).with_name("0003_fast_analyst_views.py")
-    spec = importlib.util.spec_from_file_location("shortinterest_revision_0003", path)
-    if spec is None or spec.loader is None:  # pragma: no cover - the history ships whole
-        raise RuntimeError(f"revision 0003 not found at {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_0003 = _revision_0003()
+_0003 = revision_module("0003_fast_analyst_views.py")
 if "WHERE n.code = t.code AND" not in _0003._PG_FUNCTIONS["updated"]:  # pragma: no cover - 0003 is frozen
     raise RuntimeError("revision 0003's UPDATE trigger is not the one this revision amends")
 
