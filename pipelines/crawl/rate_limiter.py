@@ -34,9 +34,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import overload
 
 import sqlalchemy as sa
 
@@ -99,36 +98,6 @@ class Reservation:
     def late_by(self) -> float:
         """Seconds past the slot on the local clock (negative while it is still ahead)."""
         return time.monotonic() - (self.read_monotonic + self.delay)
-
-
-class _NewestSlots(Sequence[float]):
-    """The bucket's newest N slots (all of them if it holds fewer), newest first, as `_next_slot` takes them:
-    of these only the first (the newest) and the last (the N-th newest once there are N) are read from the
-    table, the two the rule looks at, instead of every row."""
-
-    def __init__(self, count: int, newest: float | None, oldest: float | None) -> None:
-        self._count, self._newest, self._oldest = count, newest, oldest
-
-    def __len__(self) -> int:
-        return self._count
-
-    @overload
-    def __getitem__(self, index: int) -> float: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[float]: ...
-
-    def __getitem__(self, index: int | slice) -> float | Sequence[float]:
-        if isinstance(index, slice):
-            raise TypeError("the newest slots are read one at a time")
-        position = index + self._count if index < 0 else index
-        if not 0 <= position < self._count:
-            raise IndexError(f"slot {index} of {self._count}")
-        if position == 0 and self._newest is not None:
-            return self._newest
-        if position == self._count - 1 and self._oldest is not None:
-            return self._oldest
-        raise LookupError(f"slot {index} of {self._count} was not read: only the newest and the last are")
 
 
 class SharedRateLimiter:
@@ -221,7 +190,7 @@ class SharedRateLimiter:
                 conn.execute(_POSTGRES_GIVE_BACK, {"id": given_back})
             now, *newest = conn.execute(_POSTGRES_NOW_AND_NEWEST, self._newest_parameters).one()
             read_monotonic = time.monotonic()
-            at = self._next_slot(_NewestSlots(*newest), now)
+            at = self._next_slot(*newest, now)
             booking = {"bucket": self.bucket, "at": at, "before": self._prune_before(now)}
             slot_id = conn.execute(_POSTGRES_BOOK_AND_PRUNE, booking).scalar_one()
             return Reservation(id=slot_id, at=at, now=now, read_monotonic=read_monotonic)
@@ -243,7 +212,7 @@ class SharedRateLimiter:
                         cursor.execute(_SQLITE_GIVE_BACK, (given_back,))
                     now, read_monotonic = time.time(), time.monotonic()
                     cursor.execute(_SQLITE_NEWEST, self._newest_parameters)
-                    at = self._next_slot(_NewestSlots(*cursor.fetchone()), now)
+                    at = self._next_slot(*cursor.fetchone(), now)
                     cursor.execute(_SQLITE_INSERT, (self.bucket, at))
                     slot_id = cursor.lastrowid
                     cursor.execute(_SQLITE_PRUNE, (self.bucket, self._prune_before(now)))
@@ -258,14 +227,15 @@ class SharedRateLimiter:
             raw.close()
         return Reservation(id=slot_id, at=at, now=now, read_monotonic=read_monotonic)
 
-    def _next_slot(self, newest: Sequence[float], now: float) -> float:
-        """The reservation rule, given the bucket's newest N slots (newest first) under its lock."""
+    def _next_slot(self, held: int, newest: float | None, oldest: float | None, now: float) -> float:
+        """The reservation rule, given how many of the bucket's newest N slots it holds (under its lock) and
+        the newest and oldest of those: once it holds N, the oldest is the N-th newest."""
         at = now
-        if newest:
+        if newest is not None:
             # Never earlier than the newest slot: keeps the queue FIFO even if the clock steps back.
-            at = max(at, newest[0])
-        if len(newest) >= self.rate.requests:
-            at = max(at, newest[self.rate.requests - 1] + self._span)
+            at = max(at, newest)
+        if held >= self.rate.requests and oldest is not None:
+            at = max(at, oldest + self._span)
         if at - now > self.max_wait:
             raise RateLimiterError(
                 f"rate limiter bucket {self.bucket!r} is booked {at - now:.0f} s ahead, more than the "
