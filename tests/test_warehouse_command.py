@@ -59,6 +59,20 @@ def test_migrate_command_reports_an_unreachable_database() -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_migrate_command_refuses_a_warehouse_a_newer_version_migrated(database_url: str) -> None:
+    assert run_migrate(database_url).returncode == 0
+    engine = create_engine_for(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999_from_the_future'"))
+    finally:
+        engine.dispose()
+    result = run_migrate(database_url)
+    assert result.returncode == 1, result.stderr
+    assert "'9999_from_the_future'" in result.stderr and "newer version of shortinterest" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_postgres_urls_use_psycopg_3(postgres_url: str) -> None:
     plain = postgres_url.replace("postgresql+psycopg://", "postgres://", 1)
     for url in (plain, plain.replace("postgres://", "postgresql://", 1)):

@@ -31,6 +31,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"warehouse {database} is already at the latest revision {head}")
             return 0
         after = upgrade(engine)
+    except WarehouseError as exc:
+        return fail("migrate", str(exc), 1)
     except SQLAlchemyError as exc:
         return fail("migrate", f"cannot migrate warehouse {database}: {first_line(exc)}", 1)
     finally:

@@ -44,12 +44,20 @@ def current_revision(engine: sa.Engine) -> str | None:
 
 
 def upgrade(target: str | sa.Engine) -> str:
-    """Migrate the database to head and return its revision; at head already, nothing changes."""
-    with _engine(target) as engine, engine.connect() as conn:
-        config = alembic_config()
-        config.attributes["connection"] = conn
-        command.upgrade(config, "head")
-        revision = MigrationContext.configure(conn).get_current_revision()
+    """Migrate the database to head and return its revision; at head already, nothing changes.
+
+    Raises WarehouseNotMigratedError for a database at a revision this code does not know (a newer version of
+    shortinterest migrated it): there is no path from there, and Alembic would only say it cannot find it.
+    """
+    with _engine(target) as engine:
+        current = current_revision(engine)
+        if current is not None and not _is_known(current):
+            raise WarehouseNotMigratedError(mask_url(engine.url), current, head_revision(), unknown=True)
+        with engine.connect() as conn:
+            config = alembic_config()
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+            revision = MigrationContext.configure(conn).get_current_revision()
     if revision is None:  # pragma: no cover - alembic stamps the version table in the same transaction
         raise RuntimeError(f"upgrade of {mask_url(engine.url)} left no revision stamped")
     return revision
