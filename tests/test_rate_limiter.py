@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
+import sqlite3
 import threading
 import time
+from contextlib import ExitStack, closing
 
 import pytest
 import sqlalchemy as sa
 
 from pipelines.config import RateLimit
+from pipelines.crawl.lock_keys import advisory_lock_key
 from pipelines.crawl.rate_limiter import (
     DEFAULT_BUCKET,
     RateLimiterError,
@@ -18,6 +21,7 @@ from pipelines.crawl.rate_limiter import (
     default_margin,
     reservations,
 )
+from pipelines.crawl.retry import is_transient, is_warehouse_outage
 from pipelines.warehouse import create_engine_for
 
 
@@ -167,6 +171,24 @@ def test_acquire_never_sends_on_a_slot_it_woke_too_late_for(warehouse_engine: sa
     limiter.acquire()
     assert len(rebooked) == 3
     assert len(booked(warehouse_engine)) == 1
+
+
+def test_a_bucket_locked_past_the_lock_timeout_is_a_database_error_the_crawler_retries(
+    warehouse_engine: sa.Engine,
+) -> None:
+    limiter = SharedRateLimiter(warehouse_engine, RateLimit(5, 1.0), lock_timeout=0.3)
+    with ExitStack() as held:
+        if warehouse_engine.dialect.name == "postgresql":  # another loader in the middle of a booking
+            conn = held.enter_context(warehouse_engine.begin())
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(advisory_lock_key(f"rate_limiter:{DEFAULT_BUCKET}"))))
+        else:  # any writer of the SQLite file
+            writer = held.enter_context(closing(sqlite3.connect(warehouse_engine.url.database, isolation_level=None)))
+            writer.execute("BEGIN IMMEDIATE")
+            held.callback(writer.execute, "ROLLBACK")
+        with pytest.raises(sa.exc.OperationalError) as caught:
+            limiter.reserve()
+    assert is_transient(caught.value) and not is_warehouse_outage(caught.value)
+    assert limiter.reserve().delay == 0.0  # the lock gone, the bucket books again
 
 
 def test_bad_arguments_are_named() -> None:

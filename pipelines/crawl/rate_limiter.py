@@ -32,6 +32,7 @@ above is small, exact on both databases, and lives in migration 0002.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -196,6 +197,16 @@ class SharedRateLimiter:
             return Reservation(id=slot_id, at=at, now=now, read_monotonic=read_monotonic)
 
     def _reserve_sqlite(self, given_back: int | None) -> Reservation:
+        try:
+            return self._reserve_sqlite_raw(given_back)
+        except sqlite3.Error as exc:
+            # Raised as the engine raises it, so a busy warehouse reads as it does on PostgreSQL and everywhere
+            # else: a database error the crawler retries, not an unexpected one that fails the code at once.
+            raise sa.exc.DBAPIError.instance(
+                f"booking a slot in rate limiter bucket {self.bucket!r}", None, exc, sqlite3.Error
+            ) from exc
+
+    def _reserve_sqlite_raw(self, given_back: int | None) -> Reservation:
         # Straight on the DBAPI connection: `BEGIN IMMEDIATE` must be the first statement, whatever
         # transaction handling the engine was configured with, and the connection is handed back unchanged.
         raw = self.engine.raw_connection()
