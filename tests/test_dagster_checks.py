@@ -177,6 +177,20 @@ def test_stale_and_never_loaded_codes_fail_freshness(warehouse_engine: sa.Engine
 
 
 @pytest.mark.parametrize("market", list(Market), ids=lambda m: m.prefix)
+def test_a_code_dropped_from_the_watchlist_no_longer_counts_for_freshness(
+    warehouse_engine: sa.Engine, market: Market
+) -> None:
+    seed(warehouse_engine, market)
+    dropped = "HK.00939" if market is Market.HK else "US.QQQ"  # its rows stay; no refresh reads it any more
+    old = market_today(market) - timedelta(days=120)
+    upsert_batch(warehouse_engine, [r for r in rows_for(dropped, market_today(market)) if r.trade_date <= old])
+
+    assert not run_checks(warehouse_engine, market, partitions=[*CODES[market], dropped])["freshness"].passed
+    evaluation = run_checks(warehouse_engine, market)["freshness"]
+    assert evaluation.passed, evaluation.description
+
+
+@pytest.mark.parametrize("market", list(Market), ids=lambda m: m.prefix)
 def test_freshness_waits_a_week_after_each_publication(warehouse_engine: sa.Engine, market: Market) -> None:
     today = market_today(market)
     expected = expected_report(market, today)

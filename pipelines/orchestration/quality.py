@@ -164,25 +164,27 @@ def expected_report(market: Market, today: date) -> Publication | None:
 
 
 def stale_codes(
-    engine: sa.Engine, market: Market, *, today: date, expected_codes: Iterable[str] = ()
+    engine: sa.Engine, market: Market, *, today: date, expected_codes: Iterable[str] | None = None
 ) -> tuple[list[StaleCode], date | None]:
     """Codes whose newest trade date is older than the newest report published more than a week ago.
 
     The publication days come from the exchange calendars (`proto_client.publication`), so
-    holidays never make a code look stale. `expected_codes` (the watchlist) adds codes that have never
-    been loaded. Also returns the table's overall newest trade date, for the check's metadata.
+    holidays never make a code look stale. With `expected_codes` (the watchlist) only those codes are
+    judged, the never loaded ones included: a code dropped from the watchlist keeps its rows but is no longer
+    refreshed, and must not fail the check forever. Also returns the table's overall newest trade date, for
+    the check's metadata.
     """
     expected = expected_report(market, today)
     table = table_for(market)
     query = sa.select(table.c.code, sa.func.max(table.c.trade_date)).group_by(table.c.code).order_by(table.c.code)
     with engine.connect() as conn:
         newest = {code: _as_date(day) for code, day in conn.execute(query)}
+    judged = newest if expected_codes is None else {code: newest.get(code) for code in sorted(set(expected_codes))}
     stale = [
-        StaleCode(code, day, (today - day).days)
-        for code, day in newest.items()
-        if expected is not None and day < expected.report
+        StaleCode(code, day, None if day is None else (today - day).days)
+        for code, day in judged.items()
+        if day is None or (expected is not None and day < expected.report)
     ]
-    stale += [StaleCode(code, None, None) for code in expected_codes if code not in newest]
     overall = max(newest.values(), default=None)
     return stale, overall
 
