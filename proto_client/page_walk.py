@@ -3,7 +3,8 @@
 The API documents nextKey only as a page marker: it is sent back byte for byte and never parsed (the
 vendor's examples show a timestamp, but nothing promises one). A gateway that pages in a loop is caught
 by what can be checked without reading a key: a key already used in this walk, or a page that is not
-older than the one before. Either way the walk stops after at most three requests.
+older than the one before. Either way the walk stops at the first page that comes round again, before it is
+stored: a loop back over k pages costs k + 1 requests.
 """
 
 from __future__ import annotations
