@@ -13,7 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -23,6 +23,7 @@ from pipelines.crawl.lock_keys import advisory_lock_key
 log = logging.getLogger(__name__)
 
 _POLL_SECONDS = 0.1
+_LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE of a lock wait that ran past lock_timeout
 # Built once: a crawl takes and releases a lock per code, and building a statement costs more than running it.
 _KEY = sa.bindparam("key", type_=sa.BigInteger())
 _TRY_LOCK = sa.select(sa.func.pg_try_advisory_lock(_KEY))
@@ -62,12 +63,17 @@ def _postgres_lock(engine: sa.Engine, code: str, timeout: float, on_wait: Callab
             conn.execute(sa.text(f"SET lock_timeout = {max(1, int(timeout * 1000))}"))
             try:
                 conn.execute(_LOCK, {"key": key})
-            except sa.exc.OperationalError:
+            except sa.exc.OperationalError as exc:
+                # Only our own timeout means the other loader held on; a lost connection (an outage, ridden
+                # out by the crawler) or a statement timeout of the role's says something else.
+                if getattr(exc.orig, "sqlstate", None) != _LOCK_NOT_AVAILABLE:
+                    raise
                 raise CodeLockTimeout(
                     f"another loader has been crawling {code} for more than {timeout:.0f} s"
                 ) from None
             finally:
-                conn.execute(sa.text("RESET lock_timeout"))
+                with suppress(sa.exc.SQLAlchemyError):  # a lost connection is discarded, setting and all
+                    conn.execute(sa.text("RESET lock_timeout"))
         try:
             yield
         finally:
