@@ -86,7 +86,7 @@ def parse_gateways(text: str, default_rate: RateLimit) -> tuple[Gateway, ...]:
         address, at, rate_text = entry.partition("@")
         host, colon, port_text = address.strip().rpartition(":")
         host = host.strip().removeprefix("[").removesuffix("]")
-        if not entry or not colon or not host or not port_text.strip().isdigit():
+        if not entry or not colon or not host or not (port_text.strip().isascii() and port_text.strip().isdigit()):
             raise ConfigError(f"OPEND_GATEWAYS={text!r}: {entry!r} is not HOST:PORT or HOST:PORT@REQUESTS/SECONDS")
         port = int(port_text)
         if not 0 < port < 65536:

@@ -86,6 +86,7 @@ def test_one_gateway_without_the_list() -> None:
         ("opend-a", "'opend-a' is not HOST:PORT"),
         ("opend-a:11111,,opend-b:11111", "'' is not HOST:PORT"),
         ("opend-a:port", "'opend-a:port' is not HOST:PORT"),
+        ("opend-a:1111²", "'opend-a:1111²' is not HOST:PORT"),
         ("opend-a:0", "'opend-a:0' has port 0"),
         ("opend-a:11111@fast", "OPEND_GATEWAYS entry opend-a:11111='fast'"),
         ("opend-a:11111,opend-a:11111@5/5", "opend-a:11111 is listed twice"),
