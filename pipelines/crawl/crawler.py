@@ -26,7 +26,9 @@ Requests are the scarce resource (a shared budget of OPEND_RATE_LIMIT per accoun
   request; anything else fails only the code at hand, is recorded with mark_error, and the crawl goes on.
 
 A Crawler works one code at a time and is not meant to be shared between threads: its per-code
-request and wait counts are deltas of its client's and limiter's counters.
+request and wait counts are deltas of its client's and limiter's counters. A code taken over from a lost
+gateway (GatewayLostError carries what that attempt did) adds the earlier attempts' counts, so a code's
+result counts every page, request and row of its crawl, and codes' requests add up to the gateways'.
 """
 
 from __future__ import annotations
@@ -108,13 +110,25 @@ class CodeResult:
         return "full" if self.full else "incremental"
 
 
+@dataclass(frozen=True, slots=True)
+class CrawlCounts:
+    """What a code's crawl has done so far, handed on with the code when its gateway is lost mid-crawl."""
+
+    pages: int = 0
+    requests: int = 0
+    rows: UpsertResult = field(default_factory=UpsertResult)
+    waited_seconds: float = 0.0
+    elapsed_seconds: float = 0.0  # time spent crawling it, not waiting in the queue between attempts
+
+
 @dataclass
 class _Progress:
-    """Running totals of the code being crawled."""
+    """Running totals of the code being crawled, from what earlier attempts on lost gateways did (`before`) on."""
 
     code: str
     waited_before: float
     requests_before: int
+    before: CrawlCounts = CrawlCounts()
     started: float = field(default_factory=time.monotonic)
     full: bool = False
     resumed_from: str | None = None
@@ -123,7 +137,14 @@ class _Progress:
 
 
 class GatewayLostError(Exception):
-    """The crawler's gateway is down and another gateway can take the code: hand it back instead of waiting."""
+    """The crawler's gateway is down and another gateway can take the code: hand it back instead of waiting.
+
+    `done` is what the code's crawl had done by then, for the attempt that takes it over to add in.
+    """
+
+    def __init__(self, reason: str, done: CrawlCounts) -> None:
+        super().__init__(reason)
+        self.done = done
 
 
 class _WarehouseReturned(Exception):
@@ -184,13 +205,21 @@ class Crawler:
         """Crawl each code in turn; one failing code never stops the others."""
         return [self.crawl_code(code, full=full) for code in codes]
 
-    def crawl_code(self, code: str, *, full: bool = False) -> CodeResult:
+    def crawl_code(self, code: str, *, full: bool = False, before: CrawlCounts = CrawlCounts()) -> CodeResult:
         """Crawl one code; per-code failures come back in `error`, never as an exception.
 
+        `before` is what attempts on lost gateways did (GatewayLostError.done): the result counts it too.
         Raises DependencyDownError when the gateway or the warehouse stays down past the outage bound:
         that is no failure of this code, and the load must stop rather than try the next one.
         """
-        progress = _Progress(code, self.limiter.waited_seconds, self.client.requests_sent)
+        progress = _Progress(
+            code,
+            self.limiter.waited_seconds,
+            self.client.requests_sent,
+            before=before,
+            pages=before.pages,
+            rows=before.rows,
+        )
         self._current = progress
         try:
             market = parse_code(code).market
@@ -214,7 +243,7 @@ class Crawler:
                 # A connection lost in a way that is no outage (a gateway killed while the client reconnects
                 # reads as an encryption mismatch) is still no fault of the code: another gateway may take it.
                 if isinstance(exc, GatewayConnectionError) and self.leave_gateway and self.leave_gateway(exc):
-                    raise GatewayLostError(describe_failure(exc)) from exc
+                    raise GatewayLostError(describe_failure(exc), self._counts(progress)) from exc
                 return self._failed(progress, market, exc)
         self._emit(progress, EventKind.DONE, f"newest trade date {newest}" if newest else "no rows")
         return self._result(progress, market, newest, None)
@@ -361,7 +390,8 @@ class Crawler:
             except Exception as exc:
                 if self.gateway.is_outage(exc):
                     if self.leave_gateway is not None and self.leave_gateway(exc):
-                        raise GatewayLostError(describe_gateway_outage(exc, describe_failure)) from exc
+                        reason = describe_gateway_outage(exc, describe_failure)
+                        raise GatewayLostError(reason, self._counts(progress)) from exc
                     self.gateway.ride_out(exc)
                     continue
                 if self.warehouse.is_outage(exc):
@@ -402,7 +432,7 @@ class Crawler:
             inserted=progress.rows.inserted,
             updated=progress.rows.updated,
             unchanged=progress.rows.unchanged,
-            waited=self.limiter.waited_seconds - progress.waited_before,
+            waited=self._counts(progress).waited_seconds,
             message=message,
             **extra,
         )
@@ -411,18 +441,30 @@ class Crawler:
         except Exception:  # a broken progress display must not fail a load
             log.exception("progress callback failed on %s", event)
 
+    def _counts(self, progress: _Progress) -> CrawlCounts:
+        """The code's crawl so far: this attempt's deltas of the client's and limiter's counters plus `before`."""
+        before = progress.before
+        return CrawlCounts(
+            pages=progress.pages,  # pages and rows start from `before`'s
+            requests=before.requests + self.client.requests_sent - progress.requests_before,
+            rows=progress.rows,
+            waited_seconds=before.waited_seconds + self.limiter.waited_seconds - progress.waited_before,
+            elapsed_seconds=before.elapsed_seconds + time.monotonic() - progress.started,
+        )
+
     def _result(self, progress: _Progress, market: Market | None, newest: date | None, error: str | None) -> CodeResult:
+        counts = self._counts(progress)
         return CodeResult(
             code=progress.code,
             market=market,
             full=progress.full,
-            pages=progress.pages,
-            requests=self.client.requests_sent - progress.requests_before,
-            inserted=progress.rows.inserted,
-            updated=progress.rows.updated,
-            unchanged=progress.rows.unchanged,
-            waited_seconds=self.limiter.waited_seconds - progress.waited_before,
-            elapsed_seconds=time.monotonic() - progress.started,
+            pages=counts.pages,
+            requests=counts.requests,
+            inserted=counts.rows.inserted,
+            updated=counts.rows.updated,
+            unchanged=counts.rows.unchanged,
+            waited_seconds=counts.waited_seconds,
+            elapsed_seconds=counts.elapsed_seconds,
             newest_trade_date=newest,
             error=error,
             resumed_from=progress.resumed_from,

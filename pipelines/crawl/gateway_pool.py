@@ -9,7 +9,9 @@ shared limiter), so N gateways load about N times as fast as one. The rules:
 * A gateway that goes down mid-load (unreachable, dropping the connection even after the client's
   reconnect, no reply, or logged out of the quote server: an outage, pipelines.crawl.retry) is lost:
   its worker hands the code back to the queue and takes no more, and the other workers finish the
-  load. A code handed back resumes from the cursor its pages were committed with.
+  load. A code handed back resumes from the cursor its pages were committed with, and carries what
+  the lost gateway did for it (GatewayLostError.done), so its result counts every attempt and the
+  codes' requests add up to the gateways'.
 * Only the last gateway standing waits an outage out, as a load over one gateway does
   (pipelines.crawl.outage); past the outage bound the load stops with DependencyDownError.
 * A gateway that does not answer when the load starts is left out and reported; the load fails
@@ -35,6 +37,7 @@ from pipelines.config import Gateway, RateLimit, Settings
 from pipelines.crawl.crawler import (
     DEFAULT_RETRY,
     CodeResult,
+    CrawlCounts,
     Crawler,
     GatewayLostError,
     crawler_on,
@@ -79,19 +82,21 @@ class _Message:
 
 
 class CodeQueue:
-    """The codes still to crawl, shared by the workers; a code handed back goes to the front.
+    """The codes still to crawl, shared by the workers; a code handed back goes to the front, with what
+    its crawl had done so far.
 
-    `take` waits while the queue is empty but codes are still in flight (one may be handed back),
-    and returns None once every code is done or the queue is closed.
+    `take` returns a code and what earlier attempts did for it; it waits while the queue is empty but
+    codes are still in flight (one may be handed back), and returns None once every code is done or
+    the queue is closed.
     """
 
     def __init__(self, codes: Sequence[str]) -> None:
-        self._waiting: deque[str] = deque(codes)
+        self._waiting: deque[tuple[str, CrawlCounts]] = deque((code, CrawlCounts()) for code in codes)
         self._in_flight = 0
         self._closed = False
         self._changed = threading.Condition()
 
-    def take(self) -> str | None:
+    def take(self) -> tuple[str, CrawlCounts] | None:
         with self._changed:
             while not self._waiting and self._in_flight and not self._closed:
                 self._changed.wait()
@@ -105,17 +110,17 @@ class CodeQueue:
             self._in_flight -= 1
             self._changed.notify_all()
 
-    def give_back(self, code: str) -> None:
+    def give_back(self, code: str, done: CrawlCounts) -> None:
         with self._changed:
             self._in_flight -= 1
-            self._waiting.appendleft(code)
+            self._waiting.appendleft((code, done))
             self._changed.notify_all()
 
     def close(self) -> list[str]:
         """Stop handing out codes; returns those never taken."""
         with self._changed:
             self._closed = True
-            left, self._waiting = list(self._waiting), deque()
+            left, self._waiting = [code for code, _ in self._waiting], deque()
             self._changed.notify_all()
             return left
 
@@ -231,12 +236,13 @@ class GatewayPool:
         full: bool,
     ) -> None:
         try:
-            while (code := pending.take()) is not None:
+            while (taken := pending.take()) is not None:
+                code, before = taken
                 messages.put(_Message("start", code, worker.gateway.name))
                 try:
-                    result = worker.crawler.crawl_code(code, full=full)
-                except GatewayLostError:  # the crawler asked `leave`, which retired the worker
-                    self._hand_back(worker, code, pending)
+                    result = worker.crawler.crawl_code(code, full=full, before=before)
+                except GatewayLostError as lost:  # the crawler asked `leave`, which retired the worker
+                    self._hand_back(worker, code, lost.done, pending)
                     return
                 worker.codes += 1
                 pending.done()
@@ -250,14 +256,14 @@ class GatewayPool:
             messages.put(_Message("exit", gateway=worker.gateway.name))
 
     @staticmethod
-    def _hand_back(worker: _Worker, code: str, pending: CodeQueue) -> None:
+    def _hand_back(worker: _Worker, code: str, done: CrawlCounts, pending: CodeQueue) -> None:
         log.warning(
             "gateway %s is lost (%s); %s goes back to the queue and the other gateways carry on",
             worker.gateway.name,
             worker.lost,
             code,
         )
-        pending.give_back(code)
+        pending.give_back(code, done)
 
     def _retire(self, worker: _Worker, reason: str) -> bool:
         """Mark the worker's gateway lost, unless it is the last one serving (then it carries on)."""
