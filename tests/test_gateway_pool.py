@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 from collections.abc import Callable, Sequence
 from datetime import date
@@ -19,9 +20,15 @@ from pipelines.orchestration.resources import resources_from_settings
 from pipelines.orchestration.runner import run_market
 from pipelines.warehouse import create_engine_for
 from proto_client.security import Market
+from proto_client.simulator.demo_data import rows_for
 from tests.support.gateway import GatewayProcess
 from tests.support.loader import loader_env, migrate, read_stats, run_load, start_load, wait_for
-from tests.support.warehouse_check import assert_crawl_completed, assert_warehouse_matches_gateway, read_crawl_state
+from tests.support.warehouse_check import (
+    PAGE_SIZE,
+    assert_crawl_completed,
+    assert_warehouse_matches_gateway,
+    read_crawl_state,
+)
 
 AS_OF = date(2026, 6, 30)
 CODES = ("HK.00700", "HK.09988", "HK.00005", "HK.02800", "US.AAPL", "US.TSLA", "US.SPY", "US.NVDA")
@@ -104,6 +111,17 @@ def test_a_gateway_killed_mid_load_hands_its_code_to_the_others(
         state = read_crawl_state(postgres_url, code)
         assert state is not None and state.gateway in survivors | {lost}
         assert state.last_error is None
+    # The code handed over counts what the lost gateway did for it too: every row of every code is new
+    # once in the summary, and the codes' requests add up to the gateways'.
+    table = _summary_rows(result.stdout)
+    for code in CODES:
+        served = len(rows_for(code, AS_OF))
+        assert table[code]["new"] == served, f"{code}: {table[code]}\n{result.stdout}"
+        assert table[code]["pages"] >= -(-served // PAGE_SIZE), f"{code}: {table[code]}\n{result.stdout}"
+    total = re.search(r"codes loaded: (\d+) requests", result.stdout)
+    per_gateway = re.findall(r"^gateway \S+: \d+ codes?, (\d+) requests", result.stdout, re.MULTILINE)
+    assert total is not None and len(per_gateway) == len(gateways), result.stdout
+    assert int(total[1]) == sum(map(int, per_gateway)), result.stdout
 
 
 def test_a_gateway_that_never_answers_is_reported_and_the_others_load(
@@ -157,6 +175,16 @@ def test_a_dagster_run_loads_over_two_gateways(
     assert_warehouse_matches_gateway(postgres_url, codes, AS_OF)
     for index in range(2):
         assert _stats(tmp_path, index)["rejected_rate_limit"] == 0
+
+
+def _summary_rows(stdout: str) -> dict[str, dict[str, int]]:
+    """Pages, requests and new rows per code, from the load summary's table (code, gateway, mode, pages, ...)."""
+    rows = (line.split() for line in stdout.splitlines())
+    return {
+        r[0]: {"pages": int(r[3]), "requests": int(r[4]), "new": int(r[5])}
+        for r in rows
+        if len(r) == 12 and r[0] in CODES
+    }
 
 
 def _missing(code: str) -> Any:
