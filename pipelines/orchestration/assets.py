@@ -16,25 +16,21 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import dagster as dg
 import sqlalchemy as sa
 from pydantic import Field
 
 from pipelines.config import ConfigError
+from pipelines.crawl.crawler import describe_failure
 from pipelines.crawl.events import CrawlEvent, EventKind
 from pipelines.crawl.gateway_pool import GatewayUsage
 from pipelines.crawl.outage import DependencyDownError, stopped_message
 from pipelines.orchestration.checks import check_specs, evaluate_checks
 from pipelines.orchestration.jobs import asset_key_for
 from pipelines.orchestration.loading import CodeFailure, GatewayReport, load_codes
-from pipelines.orchestration.metadata import (
-    code_metadata,
-    column_schema,
-    newest_rows_preview,
-    row_count,
-    table_metadata,
-)
+from pipelines.orchestration.metadata import code_metadata, column_schema, stored_metadata, table_metadata
 from pipelines.orchestration.partitions import partition_name, partitions_for
 from pipelines.orchestration.quality import market_today
 from pipelines.orchestration.resources import GatewayResource, WarehouseResource
@@ -185,19 +181,16 @@ def _load(
             on_event=_event_logger(context),
             wait_at_start=retry,
         )
-        with engine.connect() as conn:
-            for outcome in outcomes:
-                if isinstance(outcome, GatewayReport):
-                    yield outcome
-                    continue
-                done.add(outcome.code)
-                if isinstance(outcome, CodeFailure):
-                    yield outcome
-                    continue
-                preview = newest_rows_preview(conn, load.table, outcome.code)
-                metadata = code_metadata(outcome, preview, row_count(conn, load.table, outcome.code), load.schema)
-                conn.rollback()  # end the read so the next code's writes never wait on it (SQLite)
-                yield dg.AssetMaterialization(asset_key=load.key, partition=outcome.code, metadata=metadata)
+        for outcome in outcomes:
+            if isinstance(outcome, GatewayReport):
+                yield outcome
+                continue
+            done.add(outcome.code)
+            if isinstance(outcome, CodeFailure):
+                yield outcome
+                continue
+            metadata = code_metadata(outcome, load.schema) | _stored_metadata(context, load, engine, outcome.code)
+            yield dg.AssetMaterialization(asset_key=load.key, partition=outcome.code, metadata=metadata)
     except DependencyDownError as exc:
         not_loaded = [code for code in codes if code not in done]
         raise OutageStoppedRunError(
@@ -214,6 +207,25 @@ def _load(
     except QuoteLoginError as exc:
         # No code can get past it; the codes materialized before it stay loaded.
         raise dg.Failure(description=f"{prefix} load stopped: {exc}") from exc
+
+
+def _stored_metadata(context: dg.AssetExecutionContext, load: _Load, engine: sa.Engine, code: str) -> dict[str, Any]:
+    """The committed code's row count and newest rows, read on a connection of its own; none if the read fails.
+
+    A checkout per code lets the pool's pre-ping replace a connection that a warehouse restart killed,
+    and closing it ends the read so the next code's writes never wait on it (SQLite). The code's data is
+    committed either way, so a failed read drops these two entries, never the materialization: without
+    it, a retry would skip the code as loaded and leave its partition unmaterialized.
+    """
+    try:
+        with engine.connect() as conn:
+            return stored_metadata(conn, load.table, code)
+    except sa.exc.SQLAlchemyError as exc:
+        context.log.warning(
+            f"{code}: loaded, but its materialization goes without row count and newest rows, which could not "
+            f"be read: {describe_failure(exc)}"
+        )
+        return {}
 
 
 def _codes_to_load(context: dg.AssetExecutionContext, engine: sa.Engine) -> tuple[list[str], bool]:

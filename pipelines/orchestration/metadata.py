@@ -49,8 +49,8 @@ def table_metadata(table: sa.Table) -> dict[str, Any]:
     return {"dagster/column_schema": column_schema(table), "dagster/table_name": table.name}
 
 
-def code_metadata(result: CodeResult, preview: str, rows: int, schema: dg.TableSchema) -> dict[str, Any]:
-    """One code's materialization metadata, as read in the UI."""
+def code_metadata(result: CodeResult, schema: dg.TableSchema) -> dict[str, Any]:
+    """One code's materialization metadata from its load, as read in the UI; `stored_metadata` adds the rest."""
     return {
         ROWS_INSERTED: result.inserted,
         ROWS_UPDATED: result.updated,
@@ -62,9 +62,15 @@ def code_metadata(result: CodeResult, preview: str, rows: int, schema: dg.TableS
         MODE: result.mode,
         GATEWAY: result.gateway,
         NEWEST_TRADE_DATE: str(result.newest_trade_date) if result.newest_trade_date else "none",
-        NEWEST_ROWS: dg.MetadataValue.md(preview),
-        "dagster/row_count": rows,
         "dagster/column_schema": schema,
+    }
+
+
+def stored_metadata(conn: sa.Connection, table: sa.Table, code: str) -> dict[str, Any]:
+    """What the warehouse holds for the code after its load: its row count and newest rows."""
+    return {
+        NEWEST_ROWS: dg.MetadataValue.md(newest_rows_preview(conn, table, code)),
+        "dagster/row_count": row_count(conn, table, code),
     }
 
 
