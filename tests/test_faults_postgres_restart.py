@@ -1,4 +1,6 @@
-"""The warehouse's PostgreSQL goes away for 20 s under a running load (a restart or failover): the load waits.
+"""The warehouse's PostgreSQL goes away under a running load (a restart or failover): the load waits.
+
+Once for the CLI load, once for a Dagster run, which must also record every code's materialization.
 
 Runs on a private cluster (tests/support/postgres_cluster.py): the shared server cannot be restarted
 under every other test.
@@ -6,13 +8,21 @@ under every other test.
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
+from pipelines.config import RateLimit, Settings
+from pipelines.orchestration.jobs import asset_key_for
+from pipelines.orchestration.resources import resources_from_settings
+from pipelines.orchestration.runner import MarketRun, run_market
+from proto_client.security import Market
 from proto_client.simulator.demo_data import rows_for
 from tests.support.gateway import GatewayProcess
 from tests.support.loader import loader_env, migrate, requests_served, start_load, wait_for
@@ -71,3 +81,46 @@ def test_postgres_down_20s_mid_load_the_load_waits_and_completes(
     assert outcome.stdout.count("answers again") == 1, outcome.output
     assert "the warehouse database" in outcome.stdout and "FAILED" not in outcome.stdout, outcome.output
     assert "Traceback" not in outcome.stderr, outcome.output
+
+
+def test_a_dagster_run_through_a_postgres_restart_materializes_every_code(
+    gateway_factory: Callable[..., GatewayProcess], cluster: PostgresCluster
+) -> None:
+    codes = ("HK.09988", "HK.00700")  # 1 and 9 pages: the first is materialized before the restart
+    gw = gateway_factory("--rate", RATE, "--as-of", AS_OF.isoformat())
+    url = cluster.url
+    migrate(url)
+    settings = Settings(gw.host, gw.port, RateLimit.parse(RATE), url)
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("hk_codes", list(codes))
+        runs: list[MarketRun] = []
+        thread = threading.Thread(
+            target=lambda: runs.append(run_market(instance, Market.HK, codes, resources_from_settings(settings))),
+            daemon=True,
+        )
+        thread.start()
+
+        def second_code_under_way() -> bool:
+            state = read_crawl_state(url, codes[1])
+            return state is not None and state.cursor is not None
+
+        def first_code_materialized() -> bool:
+            return instance.get_latest_materialization_event(asset_key_for(Market.HK)) is not None
+
+        wait_for(lambda: not thread.is_alive() or first_code_materialized(), f"{codes[0]} to be materialized")
+        wait_for(lambda: not thread.is_alive() or second_code_under_way(), f"{codes[1]} to commit a page")
+        assert thread.is_alive(), f"the run ended before the restart: {runs}"
+        cluster.stop("fast")
+        time.sleep(5)
+        cluster.start()
+        thread.join(timeout=120)
+
+        assert runs and runs[0].success, runs
+        records = instance.all_logs(runs[0].run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+        materializations = [r.asset_materialization for r in records if r.asset_materialization is not None]
+    assert Counter(m.partition for m in materializations) == dict.fromkeys(codes, 1)
+    for mat in materializations:
+        assert mat.partition is not None
+        assert mat.metadata["dagster/row_count"].value == len(rows_for(mat.partition, AS_OF))
+    assert_warehouse_matches_gateway(url, codes, AS_OF)
+    assert_crawl_completed(url, codes, AS_OF)
