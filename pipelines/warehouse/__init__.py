@@ -15,7 +15,7 @@ from pipelines.warehouse.crawl_state import (
     mark_success,
     save_cursor,
 )
-from pipelines.warehouse.engine import create_engine_for, mask_url
+from pipelines.warehouse.engine import create_engine_for, mask_url, read_connection
 from pipelines.warehouse.errors import InvalidRowError, WarehouseError, WarehouseNotMigratedError, WarehouseUrlError
 from pipelines.warehouse.migrate import current_revision, ensure_migrated, head_revision, upgrade
 from pipelines.warehouse.queries import newest_trade_date, row_counts
@@ -55,6 +55,7 @@ __all__ = [
     "mark_success",
     "mask_url",
     "newest_trade_date",
+    "read_connection",
     "read_short_interest",
     "row_counts",
     "save_cursor",

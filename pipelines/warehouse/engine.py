@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,8 @@ from pipelines.warehouse.errors import WarehouseUrlError
 # SQLite: how long a writer waits for another process's write lock before failing.
 SQLITE_BUSY_TIMEOUT_S = 30
 POSTGRES_CONNECT_TIMEOUT_S = 10
+# Execution option of the connections `read_connection` opens; `_on_begin` begins their transactions DEFERRED.
+READ_ONLY_OPTION = "shortinterest_read_only"
 
 _PASSWORD_IN_URL = re.compile(r"(://[^:/?#@]*:)[^@/?#]*@")
 _POSTGRES_DRIVERS = {"postgresql", "postgres", "postgresql+psycopg"}
@@ -62,6 +66,19 @@ def create_engine_for(url: str) -> sa.Engine:
     return _postgres_engine(parsed)
 
 
+@contextmanager
+def read_connection(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A connection for work that only reads the warehouse; never write on it.
+
+    On SQLite its transactions begin DEFERRED instead of IMMEDIATE, so a reader takes no write lock and,
+    with WAL, a long read (an export piped into a pager) never makes a loader's page wait for it. A write in
+    such a transaction could deadlock with another writer on the lock upgrade: that is why writes keep
+    IMMEDIATE. On PostgreSQL nothing changes: reads stay in a transaction, which streamed results need.
+    """
+    with engine.connect() as conn:
+        yield conn.execution_options(**{READ_ONLY_OPTION: True})
+
+
 def _postgres_engine(url: URL) -> sa.Engine:
     connect_args: dict[str, Any] = {}
     if "connect_timeout" not in url.query:
@@ -103,8 +120,10 @@ def _sqlite_engine(url: URL) -> sa.Engine:
     def _on_begin(conn: sa.Connection) -> None:
         # IMMEDIATE takes the write lock up front: two processes that both read then write would otherwise
         # both hold read locks and deadlock on the upgrade to a write lock (SQLITE_BUSY without waiting).
-        if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+        # A `read_connection` never writes, so it begins DEFERRED and holds no lock a writer waits for.
+        options = conn.get_execution_options()
+        if options.get("isolation_level") == "AUTOCOMMIT":
             return
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN" if options.get(READ_ONLY_OPTION) else "BEGIN IMMEDIATE")
 
     return engine
