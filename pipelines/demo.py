@@ -32,7 +32,7 @@ from pipelines.orchestration.report import short_interest_report
 from pipelines.orchestration.resources import WarehouseResource, resources_from_settings
 from pipelines.orchestration.runner import MarketRun, run_market
 from pipelines.orchestration.watchlist_sync import sync_partitions
-from pipelines.warehouse.engine import create_engine_for, mask_url
+from pipelines.warehouse.engine import create_engine_for, mask_url, read_connection
 from pipelines.warehouse.errors import WarehouseError
 from pipelines.warehouse.migrate import upgrade
 from proto_client.client import OpenDClient
@@ -187,7 +187,7 @@ def plan(settings: Settings, codes: Sequence[str], *, full: bool, simulated: boo
     book = DemoBook(None) if simulated else None
     engine = create_engine_for(settings.database_url)
     try:
-        with engine.connect() as conn:
+        with read_connection(engine) as conn:
             return estimate_load(
                 conn,
                 codes,

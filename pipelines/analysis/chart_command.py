@@ -17,7 +17,7 @@ from pipelines.arguments import trade_date
 from pipelines.config import ConfigError, Settings
 from pipelines.crawl.watchlist import normalize_entry
 from pipelines.failures import fail, first_line
-from pipelines.warehouse import create_engine_for, ensure_migrated, mask_url
+from pipelines.warehouse import create_engine_for, ensure_migrated, mask_url, read_connection
 from pipelines.warehouse.errors import WarehouseError
 from proto_client.errors import InvalidCodeError
 
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         return _fail(str(exc), EXIT_USAGE)
     try:
         ensure_migrated(engine)
-        with engine.connect() as conn:
+        with read_connection(engine) as conn:
             series = [read_series(conn, code, since=args.since) for code in codes]
     except WarehouseError as exc:
         return _fail(str(exc), EXIT_NO_DATA)

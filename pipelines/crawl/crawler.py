@@ -61,6 +61,7 @@ from pipelines.warehouse import (
     mark_error,
     mark_success,
     newest_trade_date,
+    read_connection,
     save_cursor,
     upsert_rows,
 )
@@ -365,7 +366,7 @@ class Crawler:
         return written, None
 
     def _stored_newest(self, code: str) -> date | None:
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             return newest_trade_date(conn, code)
 
     def _finish(self, conn: sa.Connection, code: str) -> date | None:

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from pipelines.crawl.outage import Dependency, OutagePolicy
 from pipelines.crawl.retry import is_gateway_outage, is_warehouse_outage
-from pipelines.warehouse import mask_url
+from pipelines.warehouse import mask_url, read_connection
 from proto_client.client import OpenDClient
 from proto_client.errors import GatewayConnectionError, QuoteLoginError
 
@@ -61,7 +61,7 @@ def warehouse_dependency(
     describe: Callable[[BaseException], str] = str,
 ) -> Dependency:
     def probe() -> None:
-        with engine.connect() as conn:
+        with read_connection(engine) as conn:
             conn.execute(sa.text("SELECT 1"))
 
     return Dependency(

@@ -27,7 +27,7 @@ from pipelines.crawl.outage import DependencyDownError, stopped_message
 from pipelines.crawl.progress import LoadProgress, summary
 from pipelines.crawl.watchlist import Watchlist, WatchlistError, load_watchlist, watchlist_from_entries
 from pipelines.failures import fail, first_line
-from pipelines.warehouse import WarehouseNotMigratedError, mask_url
+from pipelines.warehouse import WarehouseNotMigratedError, mask_url, read_connection
 from pipelines.warehouse.errors import WarehouseError
 from proto_client.encryption import KeyFileError
 from proto_client.errors import EncryptionError, GatewayConnectionError, QuoteLoginError
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     usage: list[GatewayUsage] = []
     try:
         with open_gateway_pool(settings, on_event=progress.on_event, on_outage=progress.note) as pool:
-            with pool.engine.connect() as conn:
+            with read_connection(pool.engine) as conn:
                 estimate = estimate_load(conn, codes, combined_rate(settings.all_gateways), full=args.full)
             print(
                 f"loading {'full history' if args.full else 'new rows'} from {_gateways(settings)} "

@@ -25,6 +25,7 @@ from pipelines.warehouse import (
     list_crawl_states,
     mask_url,
     newest_trade_date,
+    read_connection,
     row_counts,
 )
 from pipelines.warehouse.errors import WarehouseError, WarehouseNotMigratedError
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
                 dropped = {state.code for state in list_crawl_states(conn)} - set(watchlist_codes)
                 forgotten = forget_crawl_states(conn, dropped)
             print(f"forgot the crawl state of {forgotten} code(s) no longer in the watchlist; their rows stay")
-        with engine.connect() as conn:
+        with read_connection(engine) as conn:
             states = {state.code: state for state in list_crawl_states(conn)}
             counts = row_counts(conn)
             codes = list(watchlist_codes) + sorted((set(states) | set(counts)) - set(watchlist_codes))

@@ -35,6 +35,7 @@ from pipelines.orchestration.partitions import partition_name, partitions_for
 from pipelines.orchestration.quality import market_today
 from pipelines.orchestration.resources import GatewayResource, WarehouseResource
 from pipelines.orchestration.run_retries import first_attempt_start, loaded_since
+from pipelines.warehouse.engine import read_connection
 from pipelines.warehouse.errors import WarehouseError
 from pipelines.warehouse.schema import table_for
 from proto_client.encryption import KeyFileError
@@ -218,7 +219,7 @@ def _stored_metadata(context: dg.AssetExecutionContext, load: _Load, engine: sa.
     it, a retry would skip the code as loaded and leave its partition unmaterialized.
     """
     try:
-        with engine.connect() as conn:
+        with read_connection(engine) as conn:
             return stored_metadata(conn, load.table, code)
     except sa.exc.SQLAlchemyError as exc:
         context.log.warning(

@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 
+from pipelines.warehouse.engine import read_connection
 from pipelines.warehouse.schema import PERCENT_COLUMN, table_for
 from proto_client.publication import Publication, publications
 from proto_client.records import trade_date_of
@@ -78,7 +79,7 @@ def cadence_gaps(engine: sa.Engine, market: Market, *, today: date) -> list[Gap]
         .where(inner.c.previous_date.is_not(None))
         .order_by(inner.c.code, inner.c.trade_date)
     )
-    with engine.connect() as conn:
+    with read_connection(engine) as conn:
         rows = conn.execute(query).all()
     # SQLite returns the window value as text (LAG loses the column type), so normalize before subtracting.
     gaps = [Gap(code, _as_date(prev), _as_date(cur)) for code, prev, cur in rows]
@@ -105,7 +106,7 @@ def range_violations(engine: sa.Engine, market: Market) -> list[RangeViolation]:
     columns = [table.c.code, table.c.trade_date, *(table.c[n] for n in (*negative_columns, percent))]
     query = sa.select(*columns).where(sa.or_(*conditions)).order_by(table.c.code, table.c.trade_date)
     found: list[RangeViolation] = []
-    with engine.connect() as conn:
+    with read_connection(engine) as conn:
         for row in conn.execute(query).mappings():
             for name in negative_columns:
                 value = row[name]
@@ -140,7 +141,7 @@ def timestamp_mismatches(engine: sa.Engine, market: Market, *, batch: int = 5000
         table.c.code, table.c.trade_date
     )
     found: list[TimestampMismatch] = []
-    with engine.connect() as conn:
+    with read_connection(engine) as conn:
         result = conn.execution_options(yield_per=batch).execute(query)
         for code, trade_date, timestamp in result:
             implied = trade_date_of(int(timestamp), market)
@@ -177,7 +178,7 @@ def stale_codes(
     expected = expected_report(market, today)
     table = table_for(market)
     query = sa.select(table.c.code, sa.func.max(table.c.trade_date)).group_by(table.c.code).order_by(table.c.code)
-    with engine.connect() as conn:
+    with read_connection(engine) as conn:
         newest = {code: _as_date(day) for code, day in conn.execute(query)}
     judged = newest if expected_codes is None else {code: newest.get(code) for code in sorted(set(expected_codes))}
     stale = [

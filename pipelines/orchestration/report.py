@@ -14,6 +14,7 @@ from pipelines.analysis.report import build_report
 from pipelines.orchestration.jobs import asset_key_for, full_refresh_job_name, refresh_job_name
 from pipelines.orchestration.partitions import partition_name
 from pipelines.orchestration.resources import WarehouseResource
+from pipelines.warehouse.engine import read_connection
 from proto_client.security import Market
 
 REPORT_KEY = dg.AssetKey("short_interest_report")
@@ -41,7 +42,7 @@ _GOING = [
 )
 def short_interest_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     codes = [code for m in Market for code in context.instance.get_dynamic_partitions(partition_name(m))]
-    with warehouse.engine() as engine, engine.connect() as conn:
+    with warehouse.engine() as engine, read_connection(engine) as conn:
         report = build_report(conn, codes or None)
     top = report.movers[0] if report.movers else None
     context.log.info(

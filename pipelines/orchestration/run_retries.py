@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 import dagster as dg
 import sqlalchemy as sa
 
+from pipelines.warehouse.engine import read_connection
 from pipelines.warehouse.schema import crawl_state
 
 MAX_RETRIES_TAG = "dagster/max_retries"
@@ -55,5 +56,5 @@ def loaded_since(engine: sa.Engine, codes: Sequence[str], since: datetime) -> se
         crawl_state.c.last_success_at >= since,
         crawl_state.c.full_crawl_cursor.is_(None),
     )
-    with engine.connect() as conn:
+    with read_connection(engine) as conn:
         return set(conn.execute(query).scalars())

@@ -14,7 +14,7 @@ from alembic.script import ScriptDirectory
 from alembic.script.revision import RevisionError
 from alembic.util import CommandError
 
-from pipelines.warehouse.engine import create_engine_for, mask_url
+from pipelines.warehouse.engine import create_engine_for, mask_url, read_connection
 from pipelines.warehouse.errors import WarehouseNotMigratedError
 
 # `migrations/` sits next to `pipelines/` both in the repository and when installed into site-packages.
@@ -39,7 +39,7 @@ def head_revision() -> str:
 
 def current_revision(engine: sa.Engine) -> str | None:
     """The revision the database is at; None for a database never migrated."""
-    with engine.connect() as conn:
+    with read_connection(engine) as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from pipelines.config import Settings
-from pipelines.warehouse.engine import create_engine_for
+from pipelines.warehouse.engine import create_engine_for, read_connection
 from pipelines.warehouse.migrate import ensure_migrated
 from pipelines.warehouse.schema import table_for
 from proto_client.frames import COLUMNS
@@ -61,7 +61,7 @@ def iter_short_interest_frames(
     columns = frame_columns(markets := markets_for(codes, market))
     first, last = (date.fromisoformat(d) if isinstance(d, str) else d for d in (since, until))
     ensure_migrated(engine)
-    with engine.connect() as conn:
+    with read_connection(engine) as conn:
         for m in markets:
             table = table_for(m)
             where = [table.c.trade_date >= first] if first else []
