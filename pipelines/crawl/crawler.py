@@ -13,8 +13,9 @@ Requests are the scarce resource (a shared budget of OPEND_RATE_LIMIT per accoun
   the next run would skip over.
 * Page keys are opaque: stored and sent back byte for byte, the resume cursor too. A gateway paging in
   a loop (a key already used in the walk, or a page not older than the one before) fails that code
-  alone after at most three requests. A stored cursor the gateway refuses (keys can change across
-  gateway upgrades) restarts that code's walk from the newest page, once, with a log line.
+  alone at the first page that comes round again, which is not stored. A stored cursor the gateway
+  refuses (keys can change across gateway upgrades) restarts that code's walk from the newest page,
+  once, with a log line.
 * One loader crawls a code at a time (pipelines.crawl.code_lock): a second one waits, then does its own
   crawl, instead of mistaking the first one's live cursor for an interrupted crawl.
 * An outage of what every code shares (the gateway, its quote login, the warehouse; pipelines.crawl.retry
