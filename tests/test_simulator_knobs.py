@@ -201,6 +201,18 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def test_refuse_init_connect_answers_every_init_connect_with_the_message(gateway_factory: Factory) -> None:
+    gw = gateway_factory("--refuse-init-connect", "client version not accepted")
+    for _ in range(2):
+        with RawOpenD(gw.host, gw.port) as peer:
+            refused = peer.init_connect()
+            assert (refused.retType, refused.retMsg) == (-1, "client version not accepted")
+            assert not refused.HasField("s2c")
+            # No session was opened: anything after it is refused as coming before InitConnect.
+            after = peer.call(1004, keep_alive_pb2.Request(c2s=keep_alive_pb2.C2S(time=0)), keep_alive_pb2.Response)
+            assert after.retType == -1 and "InitConnect must be the first request" in after.retMsg
+
+
 def test_demo_flag_is_required() -> None:
     result = _cli("--port", "0")
     assert result.returncode == 2
@@ -215,6 +227,7 @@ def test_demo_flag_is_required() -> None:
         (["--corrupt", "sideways"], "--corrupt"),
         (["--drop-every", "-2"], "--drop-every"),
         (["--extra-codes", "100000"], "extra-codes"),
+        (["--refuse-init-connect", " "], "refuse-init-connect"),
     ],
 )
 def test_bad_knobs_are_named(args: list[str], named: str) -> None:

@@ -137,6 +137,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="act logged out of the quote server: qotLogined false, Qot_GetShortInterest refused",
     )
+    parser.add_argument(
+        "--refuse-init-connect",
+        default=None,
+        metavar="MESSAGE",
+        help="refuse every InitConnect (proto 1001) with retType -1 and MESSAGE as retMsg, as OpenD refuses a "
+        "client version it does not accept",
+    )
     faults = parser.add_argument_group("fault injection (counts Qot_GetShortInterest requests globally)")
     faults.add_argument("--drop-every", type=_count, default=0, metavar="N", help="close the connection on every Nth")
     faults.add_argument("--delay", type=_seconds, default=0.0, metavar="SECONDS", help="sleep before replying")
@@ -186,6 +193,7 @@ def options_from_args(args: argparse.Namespace) -> GatewayOptions:
         notify_every=args.notify_every,
         qot_logined=not args.not_logged_in,
         loop_code=args.loop_code,
+        refuse_init_connect=args.refuse_init_connect,
     )
 
 

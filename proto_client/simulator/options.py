@@ -35,6 +35,7 @@ class GatewayOptions:
     notify_every: int = 0  # push a Notify frame before every Nth reply on a connection; 0: never
     qot_logined: bool = True  # False: logged out of the quote server, 3249 refused
     loop_code: str | None = None  # answer every page of this code with its first page (paging in a loop)
+    refuse_init_connect: str | None = None  # answer every InitConnect with retType -1 and this retMsg
 
     def __post_init__(self) -> None:
         if not 0 <= self.port < 65536:
@@ -51,3 +52,5 @@ class GatewayOptions:
             raise ValueError(f"notify-every must be 0 (off) or a positive count, got {self.notify_every}")
         if self.idle_timeout < 0:
             raise ValueError(f"idle-timeout must be 0 (off) or positive, got {self.idle_timeout}")
+        if self.refuse_init_connect is not None and not self.refuse_init_connect.strip():
+            raise ValueError("refuse-init-connect needs the message to refuse with, got an empty one")

@@ -207,6 +207,10 @@ class GatewayServer:
         except BodyError as exc:
             return _Reply(replies.failure(f"proto {proto_id}: {exc}", replies.RET_INVALID))
         if proto_id == replies.PROTO_INIT_CONNECT:
+            refusal = self.options.refuse_init_connect
+            if refusal is not None:
+                log.info("refusing InitConnect from %s: %s", conn.peer, refusal)
+                return _Reply(replies.failure(refusal))
             if conn.session is None:
                 assert isinstance(request, init_connect_pb2.Request)
                 cbc = self.options.rsa_key is not None and not self.options.force_ecb and replies.wants_cbc(request)
