@@ -13,7 +13,14 @@ import time
 from dataclasses import dataclass
 
 from proto_client.encryption import PacketCipher, PacketEncAlgo, RsaKey
-from proto_client.errors import EncryptionError, GatewayConnectionError, ProtocolError, ReplyTimeoutError
+from proto_client.errors import (
+    EncryptionError,
+    GatewayConnectionError,
+    InitConnectRefusedError,
+    ProtocolError,
+    ReplyTimeoutError,
+    RequestError,
+)
 from proto_client.framing import (
     HEADER_SIZE,
     MAX_BODY_LEN,
@@ -93,7 +100,8 @@ class Connection:
 
         Connecting and InitConnect together are bounded by `connect_timeout`. InitConnect failures that
         point at the encryption settings (a key on one side only, or two different keys) raise
-        EncryptionError naming OPEND_RSA_KEY_FILE.
+        EncryptionError naming OPEND_RSA_KEY_FILE; a refusal (retType != 0) raises InitConnectRefusedError
+        with the gateway's own retMsg.
         """
         deadline = time.monotonic() + connect_timeout
         try:
@@ -121,6 +129,8 @@ class Connection:
         try:
             reply = self.request(PROTO_INIT_CONNECT, init_connect_request(client_id, packet_enc_algo=algo), timeout)
             info = parse_init_connect_reply(reply.body)
+        except RequestError as exc:
+            raise InitConnectRefusedError(endpoint, exc.ret_type, exc.ret_msg, exc.err_code) from exc
         except (ConnectionDropped, ProtocolError) as exc:
             dropped = isinstance(exc, ConnectionDropped)
             what = "closed the connection" if dropped else f"sent an unreadable reply ({exc})"

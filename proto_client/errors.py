@@ -27,6 +27,23 @@ class GatewayConnectionError(OpenDError):
     """The TCP connection could not be opened, was closed, or a reply did not arrive in time."""
 
 
+class InitConnectRefusedError(GatewayConnectionError):
+    """The gateway answered InitConnect with retType != 0 (a client version it does not accept, say).
+
+    A connection error because no session exists: the gateway is unusable to this client, as if down,
+    so a load over several leaves it out and one over a single gateway stops at start with its words.
+    """
+
+    def __init__(self, endpoint: object, ret_type: int, ret_msg: str, err_code: int = 0) -> None:
+        self.ret_type = ret_type
+        self.ret_msg = ret_msg
+        self.err_code = err_code
+        super().__init__(
+            f"gateway at {endpoint} refused InitConnect: {ret_msg or '(no message)'} "
+            f"(retType={ret_type}, errCode={err_code})"
+        )
+
+
 class ReplyTimeoutError(GatewayConnectionError):
     """No reply arrived within the client's timeout; the connection is dropped and may be retried."""
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from proto_client.client import OpenDClient
-from proto_client.errors import GatewayConnectionError, ProtocolError, ReplyTimeoutError
+from proto_client.errors import GatewayConnectionError, InitConnectRefusedError, ProtocolError, ReplyTimeoutError
 from proto_client.simulator.demo_data import rows_for
 from tests.support.gateway import GatewayProcess
 
@@ -111,6 +111,27 @@ def test_nothing_listening_names_the_address_and_how_to_start_a_gateway() -> Non
     with pytest.raises(GatewayConnectionError, match=f"127.0.0.1:{port}"):
         client.get_short_interest_page("US.AAPL")
     assert throttled == []  # no rate-limit token spent on a request that never went out
+    client.close()
+
+
+def test_a_refused_init_connect_is_a_connection_error_with_the_gateways_words(
+    gateway_factory: GatewayFactory,
+) -> None:
+    gw = _gateway(gateway_factory, "--refuse-init-connect", "client version 100 is no longer supported")
+    throttled: list[None] = []
+    client = OpenDClient(gw.host, gw.port, throttle=lambda: throttled.append(None))
+    with pytest.raises(InitConnectRefusedError) as info:
+        client.connect()
+    refused = info.value
+    assert isinstance(refused, GatewayConnectionError)  # the gateway is unusable, as if down
+    assert (refused.ret_type, refused.ret_msg) == (-1, "client version 100 is no longer supported")
+    assert str(refused) == (
+        f"gateway at {gw.host}:{gw.port} refused InitConnect: client version 100 is no longer supported "
+        "(retType=-1, errCode=0)"
+    )
+    with pytest.raises(InitConnectRefusedError):
+        client.get_short_interest_page("US.AAPL")
+    assert throttled == []
     client.close()
 
 

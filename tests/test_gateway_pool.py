@@ -139,6 +139,29 @@ def test_a_gateway_that_never_answers_is_reported_and_the_others_load(
     assert_warehouse_matches_gateway(postgres_url, ["US.AAPL", "HK.00700"], AS_OF)
 
 
+def test_a_gateway_refusing_init_connect_is_left_out_with_its_message_and_the_other_loads(
+    gateway_factory: Callable[..., GatewayProcess], postgres_url: str, tmp_path: Path
+) -> None:
+    gateways = _start(gateway_factory, 1, tmp_path)
+    refusing = gateway_factory("--refuse-init-connect", "client version 100 is not supported")
+    migrate(postgres_url)
+    env = _env([refusing, *gateways], postgres_url)
+
+    result = run_load(env, tmp_path, *CODES, "--full")
+
+    assert result.returncode == 0, result.output
+    assert_warehouse_matches_gateway(postgres_url, CODES, AS_OF)
+    assert_crawl_completed(postgres_url, CODES, AS_OF)
+    name = f"{refusing.host}:{refusing.port}"
+    assert f"gateway {name} does not answer and is left out: gateway at {name} refused InitConnect: " in result.stdout
+    assert "client version 100 is not supported (retType=-1" in result.stdout
+    assert "Traceback" not in result.output
+    served = f"{gateways[0].host}:{gateways[0].port}"
+    for code in CODES:
+        state = read_crawl_state(postgres_url, code)
+        assert state is not None and state.gateway == served
+
+
 def test_no_gateway_answering_fails_before_any_request(
     postgres_url: str, tmp_path: Path, unused_port: int, gateway_factory: Callable[..., GatewayProcess]
 ) -> None:

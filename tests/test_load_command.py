@@ -104,6 +104,24 @@ def test_no_gateway_says_how_to_start_the_demo(sqlite_url: str) -> None:
     assert "shortinterest gateway --demo" in result.stderr
 
 
+def test_a_gateway_refusing_init_connect_fails_the_load_in_one_line_naming_it(
+    sqlite_url: str, gateway_factory: Callable[..., GatewayProcess], tmp_path: Path
+) -> None:
+    upgrade(sqlite_url)
+    stats_file = tmp_path / "stats.json"
+    gateway = gateway_factory(
+        "--rate", "off", "--stats-file", str(stats_file), "--refuse-init-connect", "client version 100 too old"
+    )
+    env = {**gateway.env(), "SHORTINTEREST_DATABASE_URL": sqlite_url}
+    result = run_cli("load", "US.AAPL", env=env)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.splitlines() == [
+        f"shortinterest load: gateway at {gateway.host}:{gateway.port} refused InitConnect: "
+        "client version 100 too old (retType=-1, errCode=0)"
+    ]
+    assert read_stats(stats_file)["requests"] == 0
+
+
 def test_dropped_connections_and_frequency_rejections_are_retried(
     postgres_url: str, gateway_factory: Callable[..., GatewayProcess], tmp_path: Path
 ) -> None:

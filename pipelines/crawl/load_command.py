@@ -30,7 +30,7 @@ from pipelines.failures import fail, first_line
 from pipelines.warehouse import WarehouseNotMigratedError, mask_url, read_connection
 from pipelines.warehouse.errors import WarehouseError
 from proto_client.encryption import KeyFileError
-from proto_client.errors import EncryptionError, GatewayConnectionError, QuoteLoginError
+from proto_client.errors import EncryptionError, GatewayConnectionError, InitConnectRefusedError, QuoteLoginError
 
 EXIT_FAILED = 1  # some code failed, or the warehouse / gateway cannot be used
 EXIT_USAGE = 2  # bad settings or codes: nothing was requested
@@ -102,7 +102,9 @@ def run(args: argparse.Namespace) -> int:
         return _fail(str(exc), EXIT_USAGE)
     except GatewayConnectionError as exc:
         message = str(exc)
-        if "shortinterest gateway --demo" not in message and not settings.gateways:
+        # A gateway that refused InitConnect is running: its own words say what to fix, not how to start one.
+        refused = isinstance(exc, InitConnectRefusedError)
+        if not refused and "shortinterest gateway --demo" not in message and not settings.gateways:
             message += (
                 f"\nis OpenD running? For a demo, start `shortinterest gateway --demo --port {settings.opend_port}`"
             )
