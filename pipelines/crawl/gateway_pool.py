@@ -14,8 +14,8 @@ shared limiter), so N gateways load about N times as fast as one. The rules:
   codes' requests add up to the gateways'.
 * Only the last gateway standing waits an outage out, as a load over one gateway does
   (pipelines.crawl.outage); past the outage bound the load stops with DependencyDownError.
-* A gateway that does not answer when the load starts is left out and reported; the load fails
-  before any request only when none answers.
+* A gateway that does not answer when the load starts (or refuses InitConnect) is left out and
+  reported; the load fails before any request only when none answers.
 * Results are yielded in the caller's thread as codes finish; crawl events are passed on one at a
   time, so a progress display need not be thread-safe.
 """
