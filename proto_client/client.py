@@ -61,6 +61,9 @@ class OpenDClient:
     - `throttle` is called before every Qot_GetShortInterest write (a shared rate limiter).
     - `check_quote_login`: ask GetGlobalState once per new connection and raise QuoteLoginError when the
       gateway is not logged in to the quote server, instead of letting every request be refused.
+    - `settings_proven`: these settings completed InitConnect with this gateway before (a retried run), so a
+      connection closed during InitConnect is the gateway restarting (ConnectionDropped, an outage), as it is
+      for a client that has connected before, not a key that disagrees (EncryptionError).
     """
 
     def __init__(
@@ -75,6 +78,7 @@ class OpenDClient:
         max_body_len: int = MAX_BODY_LEN,
         rsa_key_file: str | os.PathLike[str] | None = None,
         check_quote_login: bool = False,
+        settings_proven: bool = False,
     ) -> None:
         if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
             raise ValueError(f"port must be an integer from 1 to 65535, got {port!r}")
@@ -101,6 +105,7 @@ class OpenDClient:
         self._requests_sent = 0
         self._keepalives_sent = 0
         self._connects = 0
+        self._settings_proven = settings_proven
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else ("connected" if self._conn is not None else "idle")
@@ -286,7 +291,7 @@ class OpenDClient:
         except EncryptionError as exc:
             # These settings completed InitConnect with this gateway before, so a connection closed during it
             # now is a gateway going down or coming up (it accepts, then closes), not a key that disagrees.
-            if self._connects and isinstance(exc.__cause__, ConnectionDropped):
+            if (self._connects or self._settings_proven) and isinstance(exc.__cause__, ConnectionDropped):
                 raise ConnectionDropped(
                     f"gateway at {self._endpoint} closed the connection during InitConnect "
                     "(these settings worked before: it is probably restarting)"

@@ -557,6 +557,7 @@ def crawler_on(
         throttle=limiter.acquire,
         rsa_key_file=settings.rsa_key_file,
         check_quote_login=True,
+        settings_proven=wait_at_start,  # a retried run: these settings connected before
     )
     dependency = gateway_dependency(client, policy, notify=on_outage or _log_outage, describe=describe_failure)
     try:
