@@ -3,8 +3,6 @@ of keys failing fast with a message that says what to fix."""
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from collections.abc import Callable
 from datetime import date
@@ -15,7 +13,7 @@ import pytest
 from proto_client.client import OpenDClient
 from proto_client.errors import EncryptionError, GatewayConnectionError
 from proto_client.simulator.demo_data import rows_for
-from tests.support.gateway import GatewayProcess
+from tests.support.gateway import GatewayProcess, accepting_then_closing
 from tests.support.rsa_keys import make_key
 
 AS_OF = date(2026, 4, 30)
@@ -101,28 +99,13 @@ def test_a_gateway_closing_connections_while_it_restarts_is_no_encryption_mismat
     client = OpenDClient(gw.host, gw.port, connect_timeout=5, reply_timeout=5)
     client.get_global_state()
     gw.stop()
-    with socket.create_server((gw.host, gw.port), reuse_port=False) as server:
-        stop = threading.Event()
-
-        def accept_and_close() -> None:
-            server.settimeout(0.1)
-            while not stop.is_set():
-                try:
-                    conn, _ = server.accept()
-                except TimeoutError:
-                    continue
-                conn.close()
-
-        closer = threading.Thread(target=accept_and_close, daemon=True)
-        closer.start()
-        try:
+    try:
+        with accepting_then_closing(gw.host, gw.port):
             with pytest.raises(GatewayConnectionError) as dropped:
                 client.get_global_state()
             assert not isinstance(dropped.value, EncryptionError)
             assert "probably restarting" in str(dropped.value)
             with pytest.raises(EncryptionError), OpenDClient(gw.host, gw.port, connect_timeout=5) as fresh:
                 fresh.get_global_state()
-        finally:
-            stop.set()
-            closer.join(timeout=5)
-            client.close()
+    finally:
+        client.close()

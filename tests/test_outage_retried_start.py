@@ -7,11 +7,9 @@ key; a retried run (`wait_at_start`) knows its settings connected before, so it 
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import pytest
 
@@ -19,41 +17,16 @@ from pipelines.config import Settings
 from pipelines.crawl.crawler import CodeResult, open_crawler
 from pipelines.warehouse import upgrade
 from proto_client.errors import EncryptionError
-from tests.support.gateway import GatewayProcess
+from tests.support.gateway import GatewayProcess, accepting_then_closing
 
 CODE = "US.AAPL"
-
-
-@contextmanager
-def accepting_then_closing(port: int) -> Iterator[None]:
-    """A gateway mid-restart on `port`: every connection is accepted, then closed unanswered."""
-    listener = socket.create_server(("127.0.0.1", port))
-    listener.settimeout(0.1)
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            conn.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
-        listener.close()
 
 
 def test_a_first_run_names_the_encryption_settings(sqlite_url: str, unused_port: int) -> None:
     upgrade(sqlite_url)
     settings = Settings(opend_port=unused_port, database_url=sqlite_url, outage_timeout=60)
     with (
-        accepting_then_closing(unused_port),
+        accepting_then_closing("127.0.0.1", unused_port),
         pytest.raises(EncryptionError, match="OPEND_RSA_KEY_FILE"),
         open_crawler(settings),
     ):
@@ -76,7 +49,7 @@ def test_a_retried_run_waits_out_a_gateway_that_accepts_then_closes(
             failures.append(exc)
 
     run = threading.Thread(target=retried_run)
-    with accepting_then_closing(unused_port):
+    with accepting_then_closing("127.0.0.1", unused_port):
         run.start()
         time.sleep(2)
         assert run.is_alive(), f"the retried run did not wait: {failures}"

@@ -10,7 +10,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -154,3 +155,29 @@ class RawOpenD:
         market = {"HK": 1, "US": 11}[prefix]
         request = self.short_interest_request(market, symbol, next_key, num)
         return self.call(3249, request, qot_get_short_interest_pb2.Response)
+
+
+@contextmanager
+def accepting_then_closing(host: str, port: int) -> Iterator[None]:
+    """A gateway mid-restart at host:port: every connection is accepted, then closed before any reply, as an
+    OpenD going down or coming up does (and as one with an RSA key does to a client without one)."""
+    listener = socket.create_server((host, port))
+    listener.settimeout(0.1)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        listener.close()
