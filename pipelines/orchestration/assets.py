@@ -214,7 +214,7 @@ def _stored_metadata(context: dg.AssetExecutionContext, load: _Load, engine: sa.
     """The committed code's row count and newest rows, read on a connection of its own; none if the read fails.
 
     A checkout per code lets the pool's pre-ping replace a connection that a warehouse restart killed,
-    and closing it ends the read so the next code's writes never wait on it (SQLite). The code's data is
+    and each read starts after the code's last commit, so it sees what the code just wrote. The code's data is
     committed either way, so a failed read drops these two entries, never the materialization: without
     it, a retry would skip the code as loaded and leave its partition unmaterialized.
     """
