@@ -133,7 +133,7 @@ class PacketCipher:
             raise ProtocolError(f"the gateway's AES key is {len(key_bytes)} bytes, expected {AES_KEY_LEN}")
         if iv is None:
             self._cbc = False
-            self._cipher = Cipher(algorithms.AES(key_bytes), modes.ECB())
+            self._cipher: Cipher[modes.ECB] | Cipher[modes.CBC] = Cipher(algorithms.AES(key_bytes), modes.ECB())
         else:
             iv_bytes = iv.encode() if isinstance(iv, str) else iv
             if len(iv_bytes) != _BLOCK:

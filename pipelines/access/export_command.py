@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         with _destination(args.output) as (stream, path):
             writer = _writer(args.format, stream, path)
-            rows, found = 0, set()
+            rows, found = 0, set[str]()
             chunks = iter_short_interest_frames(engine, codes or None, args.since, args.until)
             for chunk in chunks:
                 writer.write(chunk)

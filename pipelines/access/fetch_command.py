@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
                 frame, next_key = ctx.get_short_interest_history(security.code), "-1"
             else:
                 ret, us_df, hk_df = ctx.get_short_interest(security.code, args.next_key, args.num)
-                if ret != RET_OK:
+                if ret != RET_OK or isinstance(us_df, str) or hk_df is None:
                     return fail(COMMAND, f"{security.code}: {us_df}", EXIT_FAILED)
                 frame = hk_df if security.market.prefix == "HK" else us_df
                 next_key = frame.attrs["next_key"]

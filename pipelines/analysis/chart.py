@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from io import BytesIO
 from pathlib import Path
 
+import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -59,8 +60,9 @@ def _panel(ax: Axes, series: CodeSeries) -> None:
     shares = [float("nan") if v is None else float(v) for v in series.short_shares]
     percent = [float("nan") if v is None else v for v in series.short_percent]
     price = [float("nan") if v is None else v for v in series.close_price]
-    ax.fill_between(series.dates, shares, step="post", alpha=0.25, color=_SHARES_COLOR)
-    ax.step(series.dates, shares, where="post", color=_SHARES_COLOR, label="shares short")
+    dates = np.array(series.dates, dtype="datetime64[D]")
+    ax.fill_between(dates, shares, step="post", alpha=0.25, color=_SHARES_COLOR)
+    ax.step(dates, shares, where="post", color=_SHARES_COLOR, label="shares short")
     ax.set_ylabel("shares short", color=_SHARES_COLOR)
     ax.yaxis.set_major_formatter(FuncFormatter(_shares))
     ax.tick_params(axis="y", colors=_SHARES_COLOR)
@@ -68,12 +70,12 @@ def _panel(ax: Axes, series: CodeSeries) -> None:
     ax.grid(True, alpha=0.3)
 
     price_ax = ax.twinx()
-    price_ax.plot(series.dates, price, color=_PRICE_COLOR, linewidth=1.2, label="close price")
+    price_ax.plot(dates, price, color=_PRICE_COLOR, linewidth=1.2, label="close price")
     price_ax.set_ylabel("close price", color=_PRICE_COLOR)
 
     percent_ax = ax.twinx()
     percent_ax.spines["right"].set_position(("outward", 60))
-    percent_ax.plot(series.dates, percent, color=_PERCENT_COLOR, linestyle="--", linewidth=1.2)
+    percent_ax.plot(dates, percent, color=_PERCENT_COLOR, linestyle="--", linewidth=1.2)
     label = f"short {PERCENT_LABEL[series.market]}"
     percent_ax.set_ylabel(label, color=_PERCENT_COLOR)
     percent_ax.tick_params(axis="y", colors=_PERCENT_COLOR)

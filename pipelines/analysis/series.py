@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -46,7 +45,7 @@ def read_series(conn: sa.Connection, code: str, *, since: date | None = None) ->
     )
     if since is not None:
         query = query.where(table.c.trade_date >= since)
-    rows: Sequence[sa.Row] = conn.execute(query).all()
+    rows = conn.execute(query).all()
     return CodeSeries(
         code=code,
         market=market,

@@ -37,6 +37,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import sqlalchemy as sa
 
@@ -189,9 +190,9 @@ class SharedRateLimiter:
             conn.execute(_POSTGRES_LOCK, {"key": self._lock_key})
             if given_back is not None:
                 conn.execute(_POSTGRES_GIVE_BACK, {"id": given_back})
-            now, *newest = conn.execute(_POSTGRES_NOW_AND_NEWEST, self._newest_parameters).one()
+            now, held, newest, oldest = conn.execute(_POSTGRES_NOW_AND_NEWEST, self._newest_parameters).one()
             read_monotonic = time.monotonic()
-            at = self._next_slot(*newest, now)
+            at = self._next_slot(held, newest, oldest, now)
             booking = {"bucket": self.bucket, "at": at, "before": self._prune_before(now)}
             slot_id = conn.execute(_POSTGRES_BOOK_AND_PRUNE, booking).scalar_one()
             return Reservation(id=slot_id, at=at, now=now, read_monotonic=read_monotonic)
@@ -211,7 +212,7 @@ class SharedRateLimiter:
         # transaction handling the engine was configured with, and the connection is handed back unchanged.
         raw = self.engine.raw_connection()
         try:
-            dbapi = raw.driver_connection
+            dbapi = cast(sqlite3.Connection, raw.driver_connection)  # this path runs on SQLite only
             saved_isolation = dbapi.isolation_level
             dbapi.isolation_level = None
             cursor = dbapi.cursor()
@@ -223,9 +224,12 @@ class SharedRateLimiter:
                         cursor.execute(_SQLITE_GIVE_BACK, (given_back,))
                     now, read_monotonic = time.time(), time.monotonic()
                     cursor.execute(_SQLITE_NEWEST, self._newest_parameters)
-                    at = self._next_slot(*cursor.fetchone(), now)
+                    held, newest, oldest = cursor.fetchone()
+                    at = self._next_slot(held, newest, oldest, now)
                     cursor.execute(_SQLITE_INSERT, (self.bucket, at))
                     slot_id = cursor.lastrowid
+                    if slot_id is None:  # sqlite3 sets it after every INSERT of one row
+                        raise RateLimiterError(f"booking a slot in rate limiter bucket {self.bucket!r} returned no id")
                     cursor.execute(_SQLITE_PRUNE, (self.bucket, self._prune_before(now)))
                 except BaseException:
                     cursor.execute("ROLLBACK")

@@ -61,7 +61,7 @@ def load_codes(
     codes: Sequence[str],
     *,
     full: bool,
-    log: logging.Logger | logging.LoggerAdapter,
+    log: logging.Logger | logging.LoggerAdapter[logging.Logger],
     on_event: Callable[[CrawlEvent], None] | None = None,
     wait_at_start: bool = False,
 ) -> Iterator[CodeResult | CodeFailure | GatewayReport]:

@@ -40,7 +40,9 @@ _GOING = [
         "the US days-to-cover leaders and a chart of the top movers against their close price."
     ),
 )
-def short_interest_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def short_interest_report(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> dg.MaterializeResult[None]:
     codes = [code for m in Market for code in context.instance.get_dynamic_partitions(partition_name(m))]
     with warehouse.engine() as engine, read_connection(engine) as conn:
         report = build_report(conn, codes or None)

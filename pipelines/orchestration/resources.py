@@ -150,7 +150,8 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
     return {
         "gateway": GatewayResource(
             host=_env_or("OPEND_HOST", DEFAULT_HOST),
-            port=_env_int_or("OPEND_PORT", DEFAULT_PORT),
+            # Dagster resolves an EnvVar.int field when a run starts; its typing knows only the resolved value.
+            port=_env_int_or("OPEND_PORT", DEFAULT_PORT),  # type: ignore[arg-type]
             gateways=_env_or("OPEND_GATEWAYS", ""),
             rate_limit=RateLimitConfig.of(settings.rate_limit),
             reply_timeout=settings.reply_timeout,

@@ -12,7 +12,8 @@ from proto_client.security import parse_code
 
 def newest_trade_date(conn: sa.Connection, code: str) -> date | None:
     """The newest trade_date stored for `code`: where an incremental crawl can stop."""
-    return conn.execute(_NEWEST_TRADE_DATE[parse_code(code).market], {"code": code}).scalar_one()
+    newest: date | None = conn.execute(_NEWEST_TRADE_DATE[parse_code(code).market], {"code": code}).scalar_one()
+    return newest
 
 
 # One statement per market, reused: a crawl asks twice per code, and building the statement (and SQLAlchemy's

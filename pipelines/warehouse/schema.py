@@ -36,9 +36,9 @@ class UtcDateTime(sa.TypeDecorator[datetime]):
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        if isinstance(value, str):  # SQLite CURRENT_TIMESTAMP default
-            value = datetime.fromisoformat(value)
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        # A string is SQLite's CURRENT_TIMESTAMP default.
+        stamp: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
+        return stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
 
 
 def _audit_columns() -> list[sa.Column[Any]]:

@@ -31,7 +31,8 @@ def decode_body(body: bytes, proto_fmt: int, message_type: type[M]) -> M:
     except (DecodeError, json_format.ParseError, UnicodeDecodeError) as exc:
         raise BodyError(f"cannot parse the request body: {exc}") from exc
     if not message.IsInitialized():
-        missing = ", ".join(message.FindInitializationErrors())
+        # protobuf's runtime has it; types-protobuf leaves it out.
+        missing = ", ".join(message.FindInitializationErrors())  # type: ignore[attr-defined]
         raise BodyError(f"request is missing required fields: {missing}")
     return message
 
