@@ -34,10 +34,16 @@ from tests.support.warehouse_check import (
     read_crawl_state,
 )
 
+# Every test here waits seconds on loads, gateways, outages or Dagster runs: outside the inner loop (-m "not slow").
+pytestmark = pytest.mark.slow
+
 AS_OF = date(2020, 6, 30)
 CODES = ("HK.00700", "US.AAPL")  # 9 and 4 pages
 RATE = "4/1"  # slow enough for the restart to land mid-history
-DOWN_FOR = 20.0
+# The load waits at most a minute, so it probes at most 1.5 s apart (15 s at the default bound): down for
+# several times that, the warehouse is probed, found down and found back, as in a longer restart.
+BOUND = "60"
+DOWN_FOR = 6.0
 
 
 @pytest.fixture
@@ -46,14 +52,14 @@ def cluster() -> Iterator[PostgresCluster]:
         yield running
 
 
-def test_postgres_down_20s_mid_load_the_load_waits_and_completes(
+def test_postgres_down_mid_load_the_load_waits_and_completes(
     gateway_factory: Callable[..., GatewayProcess], cluster: PostgresCluster, tmp_path: Path
 ) -> None:
     stats = tmp_path / "stats.json"
     gw = gateway_factory("--rate", RATE, "--as-of", AS_OF.isoformat(), "--stats-file", str(stats))
     url = cluster.url
     migrate(url)
-    env = loader_env(gw, url, rate=RATE)
+    env = {**loader_env(gw, url, rate=RATE), "SHORTINTEREST_OUTAGE_TIMEOUT": BOUND}
     first = CODES[0]
 
     loader = start_load(env, tmp_path, *CODES, "--full")
@@ -90,7 +96,7 @@ def test_a_dagster_run_through_a_postgres_restart_materializes_every_code(
     gw = gateway_factory("--rate", RATE, "--as-of", AS_OF.isoformat())
     url = cluster.url
     migrate(url)
-    settings = Settings(gw.host, gw.port, RateLimit.parse(RATE), url)
+    settings = Settings(gw.host, gw.port, RateLimit.parse(RATE), url, outage_timeout=float(BOUND))
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("hk_codes", list(codes))
         runs: list[MarketRun] = []

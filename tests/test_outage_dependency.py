@@ -210,3 +210,13 @@ def test_outage_timeout_setting() -> None:
 )
 def test_durations_read_as_people_write_them(seconds: float, shown: str) -> None:
     assert format_duration(seconds) == shown
+
+
+def test_a_shorter_bound_probes_and_reports_more_often() -> None:
+    # The default bound keeps the documented 15 s probe cap and one still-down line a minute; longer ones too.
+    for timeout in (600.0, 3600.0):
+        policy = OutagePolicy.waiting_at_most(timeout)
+        assert (policy.timeout, policy.cap, policy.report_every) == (timeout, 15.0, 60.0)
+    # A minute's bound: probes at most 1.5 s apart, a line every 6 s; never below the first probe or a second.
+    assert OutagePolicy.waiting_at_most(60) == OutagePolicy(timeout=60, cap=1.5, report_every=6.0)
+    assert OutagePolicy.waiting_at_most(2) == OutagePolicy(timeout=2, cap=0.5, report_every=1.0)

@@ -522,7 +522,7 @@ def open_warehouse(
     settings: Settings, *, on_outage: Callable[[str], None] | None = None, wait_at_start: bool = False
 ) -> Iterator[Warehouse]:
     """The configured warehouse, checked to be at the head revision (waited for with `wait_at_start`)."""
-    policy = OutagePolicy(timeout=settings.outage_timeout)
+    policy = OutagePolicy.waiting_at_most(settings.outage_timeout)
     engine = create_engine_for(settings.database_url)
     try:
         warehouse = warehouse_dependency(engine, policy, notify=on_outage or _log_outage, describe=describe_failure)
@@ -548,7 +548,7 @@ def crawler_on(
     leave_gateway: Callable[[BaseException], bool] | None = None,
 ) -> Iterator[Crawler]:
     """A Crawler on `gateway`, connected (or waited for, with `wait_at_start`), booking that gateway's bucket."""
-    policy = OutagePolicy(timeout=settings.outage_timeout)
+    policy = OutagePolicy.waiting_at_most(settings.outage_timeout)
     limiter = SharedRateLimiter(warehouse.engine, gateway.rate_limit, bucket=gateway.bucket)
     client = OpenDClient(
         gateway.host,

@@ -5,8 +5,8 @@ each code a few times and moving on fails the whole watchlist within seconds of 
 `Dependency` is shared by every loader that uses it, and while it is down:
 
 * callers stop: `call` and `wait_until_up` block instead of starting more work;
-* one caller, the prober, probes with capped exponential backoff (0.5 s doubling to 15 s), a cheap
-  probe that costs no rate-limit token, so the others never hammer a restarting server;
+* one caller, the prober, probes with capped exponential backoff (0.5 s doubling to 15 s, less under a
+  short bound), a cheap probe that costs no rate-limit token, so the others never hammer a restarting server;
 * when the probe answers, every caller runs its action again, so a crawl carries on from the page it
   was at; the outage ends when an action succeeds. A probe that answers while the real request still
   fails (a gateway that accepts connections but answers -100) keeps the same outage going, with the
@@ -15,7 +15,8 @@ each code a few times and moving on fails the whole watchlist within seconds of 
   naming the dependency and how long it was down, and so does every later caller.
 
 Quiet logs by design: one line when an outage begins (what, since when, until when it will wait), one a
-minute while it lasts, one when it ends; never a line per retry or per caller.
+minute while it lasts (every tenth of the bound, if that is shorter), one when it ends; never a line per retry
+or per caller.
 
 One Dependency per gateway and one for the warehouse (pipelines.crawl.dependencies); a Crawler takes
 them as `gateway=` and `warehouse=`. Where a load has other gateways to turn to, a worker can tell a
@@ -39,6 +40,8 @@ T = TypeVar("T")
 
 # A stop message names at most this many of the codes not loaded, then counts the rest.
 NAMED_CODES = 20
+# Probe backoff (first and longest interval) and the still-down line's interval, at the default bound.
+_BASE, _CAP, _REPORT_EVERY = 0.5, 15.0, 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,9 +49,9 @@ class OutagePolicy:
     """How long to wait for a dependency, how often to probe it, how often to say it is still down."""
 
     timeout: float = DEFAULT_OUTAGE_TIMEOUT
-    base: float = 0.5
-    cap: float = 15.0
-    report_every: float = 60.0
+    base: float = _BASE
+    cap: float = _CAP
+    report_every: float = _REPORT_EVERY
 
     def __post_init__(self) -> None:
         if not self.timeout >= 0:
@@ -57,6 +60,20 @@ class OutagePolicy:
             raise ValueError(f"outage backoff needs 0 < base <= cap, got base={self.base} cap={self.cap}")
         if not self.report_every > 0:
             raise ValueError(f"outage report interval must be positive, got {self.report_every}")
+
+    @classmethod
+    def waiting_at_most(cls, timeout: float) -> OutagePolicy:
+        """The policy for a load that waits at most `timeout` seconds (SHORTINTEREST_OUTAGE_TIMEOUT).
+
+        At the default bound, and any longer one, the probe interval caps at 15 s and the still-down line comes
+        once a minute. A shorter bound scales both down (a fortieth and a tenth of it), so a load told to wait
+        half a minute probes often enough to catch the gateway's return and says more than nothing meanwhile.
+        """
+        return cls(
+            timeout=timeout,
+            cap=min(_CAP, max(_BASE, timeout / 40)),
+            report_every=min(_REPORT_EVERY, max(1.0, timeout / 10)),
+        )
 
     def backoff(self, probes: int, rng: random.Random) -> float:
         """Seconds before probe number `probes` (1-based): doubling to the cap, the upper half jittered.
