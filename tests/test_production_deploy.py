@@ -6,8 +6,10 @@ through the webserver's GraphQL API, as the UI launches them. One test covers th
 because every step needs the previous one's state and each start of the services costs many seconds:
 
 - the sensor adds the watchlist's partitions;
-- a backfill of US codes with a gap (one run per contiguous range) and the HK refresh job are launched at once;
-  the queue keeps to the run limits and the `opend_gateway` pool never has more loading steps than its limit;
+- a backfill of US codes with a gap (one run per contiguous range) and three refresh runs (one per HK code, one for
+  a US code) are launched at once: more gateway-tagged runs than their limit, so the queue holds one back while two
+  are in progress (the limits are pressed, not only kept), and the `opend_gateway` pool never has more loading
+  steps than its limit;
 - the daemon is killed with SIGKILL mid-backfill; the HK schedule is switched on while it is down, and its start
   moved back a week so that a tick is due (the one step README does not have: a real tick is days away);
 - the daemon is started again: the backfill finishes, the tick launches its run, and the warehouse holds
@@ -58,6 +60,9 @@ RATE = "2/1"
 US_CODES = ["US.AAPL", "US.TSLA", "US.SPY", "US.NVDA", "US.MSFT"]
 HK_CODES = ["HK.09988", "HK.03690"]
 BACKFILL = ["US.AAPL", "US.TSLA", "US.NVDA"]  # US.SPY left out: two runs, one per contiguous range
+# Refresh runs launched beside the backfill, one code each: three gateway-tagged runs against a limit of two.
+REFRESHED = {"hk_short_interest_refresh": HK_CODES, "us_short_interest_refresh": ["US.MSFT"]}
+REFRESHED_CODES = [code for codes in REFRESHED.values() for code in codes]
 SCHEDULE = "hk_weekly_refresh"
 LOCATION = "shortinterest"  # workspace.yaml's location_name
 
@@ -165,14 +170,18 @@ def test_production_services_run_backfills_schedules_and_survive_a_daemon_kill(d
         START_TIMEOUT,
     )
 
-    # As the UI does: a backfill of chosen codes, and the HK refresh job over every HK code, at once.
+    # As the UI does: a backfill of chosen codes, and a refresh run per code of REFRESHED, at once.
     backfill_id = launch_asset_backfill(deployment.webserver, "us_short_interest", BACKFILL)
-    refresh_run = launch_job(
-        deployment.webserver,
-        LOCATION,
-        "hk_short_interest_refresh",
-        {"dagster/asset_partition_range_start": HK_CODES[0], "dagster/asset_partition_range_end": HK_CODES[-1]},
-    )
+    refresh_runs = {
+        launch_job(
+            deployment.webserver,
+            LOCATION,
+            job,
+            {"dagster/asset_partition_range_start": code, "dagster/asset_partition_range_end": code},
+        )
+        for job, codes in REFRESHED.items()
+        for code in codes
+    }
 
     # The daemon dies mid-backfill, while a backfill run is crawling its codes.
     def backfill_requests() -> int:
@@ -206,21 +215,24 @@ def test_production_services_run_backfills_schedules_and_survive_a_daemon_kill(d
     assert schedule_run is not None
     backfill_runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
     assert len(backfill_runs) == 2, "a backfill with a gap makes one run per contiguous range of codes"
-    assert {r.run_id for r in runs} == {*(r.run_id for r in backfill_runs), refresh_run, schedule_run.run_id}
+    assert {r.run_id for r in runs} == {*(r.run_id for r in backfill_runs), *refresh_runs, schedule_run.run_id}
 
     _assert_within_run_limits(instance, list(instance.get_runs()))
+    _assert_limits_pressed(instance, runs)
     _assert_pool_limit(instance, runs)
     _assert_each_code_materialized_once_per_run(instance, runs)
     _assert_checks_ran(instance, runs)
 
-    loaded = BACKFILL + HK_CODES
+    loaded = BACKFILL + REFRESHED_CODES
     assert_warehouse_matches_gateway(deployment.warehouse_url, loaded, AS_OF)
     assert_crawl_completed(deployment.warehouse_url, loaded, AS_OF)
     stats = read_stats(deployment.stats_file)
     assert stats["rejected_rate_limit"] == 0, f"the gateway rejected requests: {stats}"
-    # Each backfilled code was read once, page by page; each HK code once in full and once incrementally
-    # (one request: nothing newer). The gap codes were never asked for.
-    expected_requests = {code: _pages(code) for code in BACKFILL} | {code: _pages(code) + 1 for code in HK_CODES}
+    # Each backfilled or refreshed code was read once, page by page; each HK code then once more incrementally by
+    # the schedule (one request: nothing newer). The gap code was never asked for.
+    expected_requests = {code: _pages(code) for code in BACKFILL + REFRESHED_CODES} | {
+        code: _pages(code) + 1 for code in HK_CODES
+    }
     assert stats["by_code"] == expected_requests
 
 
@@ -282,8 +294,23 @@ def _assert_within_run_limits(instance: dg.DagsterInstance, runs: list[dg.Dagste
     # can end before the next is dequeued), so the test holds the limit, not an overlap.
     assert peak <= MAX_RUNS, spans
     tagged = [spans[run.run_id] for run in runs if GATEWAY_TAG in run.tags and run.run_id in spans]
-    assert len(tagged) == 2, "the refresh job's run and the scheduled run carry the gateway tag"
+    assert len(tagged) == len(REFRESHED_CODES) + 1, "the refresh runs and the scheduled run carry the gateway tag"
     assert _max_overlap(tagged) <= TAG_LIMIT[GATEWAY_TAG], tagged
+
+
+def _assert_limits_pressed(instance: dg.DagsterInstance, runs: list[dg.DagsterRun]) -> None:
+    """At some instant two gateway-tagged runs were in progress while a third, already queued, was held back."""
+    tagged = {run.run_id for run in runs if GATEWAY_TAG in run.tags}
+    records = [record for record in instance.get_run_records() if record.dagster_run.run_id in tagged]
+    spans = [(r.start_time, r.end_time) for r in records if r.start_time is not None and r.end_time is not None]
+    assert len(spans) == len(records), "every gateway-tagged run started and ended"
+    for record in records:
+        queued_at, started_at = record.create_timestamp.timestamp(), record.start_time
+        assert started_at is not None
+        instants = [queued_at, *(start for start, _ in spans if queued_at <= start < started_at)]
+        if any(sum(start <= t < end for start, end in spans) >= TAG_LIMIT[GATEWAY_TAG] for t in instants):
+            return
+    raise AssertionError(f"no gateway-tagged run waited in the queue while two were in progress: {sorted(spans)}")
 
 
 def _events(instance: dg.DagsterInstance, run: dg.DagsterRun, *types: dg.DagsterEventType) -> list[dg.EventLogEntry]:
@@ -337,9 +364,9 @@ def _assert_each_code_materialized_once_per_run(instance: dg.DagsterInstance, ru
             assert metadata["rows_updated"] == 0, f"{code} in run {run.run_id}: rows rewritten: {metadata}"
             inserted[code] = inserted.get(code, 0) + int(metadata["rows_inserted"])  # type: ignore[call-overload]
     assert sorted(by_group["backfill"]) == sorted(BACKFILL)
-    assert sorted(by_group["refresh"]) == sorted(HK_CODES)
+    assert sorted(by_group["refresh"]) == sorted(REFRESHED_CODES)
     assert sorted(by_group["schedule"]) == sorted(HK_CODES)
-    assert inserted == {code: len(rows_for(code, AS_OF)) for code in BACKFILL + HK_CODES}
+    assert inserted == {code: len(rows_for(code, AS_OF)) for code in BACKFILL + REFRESHED_CODES}
 
 
 def _launched_by(run: dg.DagsterRun) -> str:
