@@ -10,6 +10,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from PIL import Image
 
@@ -65,6 +66,7 @@ def test_movers_rank_each_codes_newest_change_by_size(warehouse_engine: sa.Engin
         assert [(r.code, r.days_to_cover) for r in leaders] == [("US.UP", 7.5), ("US.ONE", 3.0), ("US.DOWN", 2.0)]
 
 
+@pytest.mark.slow
 def test_report_has_both_tables_and_one_embedded_chart(warehouse_engine: sa.Engine) -> None:
     load_known_figures(warehouse_engine)
     with warehouse_engine.connect() as conn:
@@ -99,6 +101,7 @@ def run_chart(database_url: str, *args: str, cwd: Path) -> subprocess.CompletedP
 
 
 # The command's queries are the ones tested above on both databases; its own behaviour is tried on SQLite.
+@pytest.mark.slow
 def test_chart_command_draws_one_panel_per_code(sqlite_url: str, tmp_path: Path) -> None:
     with migrated_engine(sqlite_url) as engine:
         for code in ("US.AAPL", "HK.00700"):
@@ -117,6 +120,7 @@ def test_chart_command_draws_one_panel_per_code(sqlite_url: str, tmp_path: Path)
     assert "no stored rows for US.NONE" in done.stderr
 
 
+@pytest.mark.slow
 def test_chart_command_refuses_bad_input_before_reading(sqlite_url: str, tmp_path: Path) -> None:
     with migrated_engine(sqlite_url):
         url = sqlite_url

@@ -30,6 +30,7 @@ def _all_rows(client: OpenDClient, code: str) -> list[object]:
     return [row for page in client.iter_short_interest(code) for row in page.rows]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("aes", "mode"), [("auto", "AES-CBC"), ("ecb", "FTAES-ECB")])
 def test_client_pages_through_an_encrypting_gateway(
     gateway_factory: Callable[..., GatewayProcess], keys: tuple[Path, Path], aes: str, mode: str
@@ -44,6 +45,7 @@ def test_client_pages_through_an_encrypting_gateway(
         assert client.get_global_state().qot_logined
 
 
+@pytest.mark.slow
 def test_pushes_between_replies_are_skipped_on_an_encrypted_link(
     gateway_factory: Callable[..., GatewayProcess], keys: tuple[Path, Path]
 ) -> None:

@@ -50,6 +50,7 @@ def _wait_until(condition: Callable[[], bool], limit: float = 20.0) -> bool:
     return condition()
 
 
+@pytest.mark.slow
 def test_keepalive_holds_an_idle_connection_open(gateway_factory: GatewayFactory) -> None:
     # The gateway closes connections silent for 2 s; the client must speak every 0.8 s while idle.
     gw = _gateway(gateway_factory, "--keepalive-interval", "1", "--idle-timeout", "2")
@@ -84,6 +85,7 @@ def test_close_stops_the_keepalive_thread_and_is_idempotent(gateway_factory: Gat
     assert set(_keepalive_threads()) == before
 
 
+@pytest.mark.slow
 def test_a_closed_client_refuses_requests_until_reopened(gateway_factory: GatewayFactory) -> None:
     gw = _gateway(gateway_factory)
     client = OpenDClient(gw.host, gw.port)

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
+import pytest
+
 from pipelines.warehouse import create_engine_for, upgrade
 from tests.support.crawl import REPO_ROOT, cli_command, cli_env, expected_rows, read_stats, stored_rows
 from tests.support.gateway import GatewayProcess
@@ -24,6 +26,7 @@ def budget_use(accepted_at: list[float], requests: int, seconds: float) -> float
     return len(times) / allowed
 
 
+@pytest.mark.slow
 def test_two_processes_stay_within_one_shared_limit(
     postgres_url: str, gateway_factory: Callable[..., GatewayProcess], tmp_path: Path
 ) -> None:

@@ -6,6 +6,7 @@ import math
 from collections.abc import Callable
 from datetime import date
 
+import pytest
 import sqlalchemy as sa
 
 from pipelines.config import RateLimit, Settings
@@ -15,6 +16,9 @@ from pipelines.warehouse import create_engine_for, get_crawl_state, upgrade
 from proto_client.security import Market
 from tests.support.crawl import expected_rows, stored_rows
 from tests.support.gateway import GatewayProcess
+
+# Every test here waits seconds on loads, gateways, outages or Dagster runs: outside the inner loop (-m "not slow").
+pytestmark = pytest.mark.slow
 
 # Both markets' 15 May reports are out by then: the SFC's on 22 May, FINRA's on 27 May.
 AS_OF = date(2026, 5, 27)

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
+import pytest
+
 from pipelines.config import RateLimit, Settings
 from pipelines.crawl.crawler import open_crawler
 from pipelines.warehouse import create_engine_for, upgrade
@@ -18,6 +20,7 @@ LATER_AS_OF = date(2026, 5, 22)  # one new HK week; no new US settlement date ye
 CODES = ("HK.00700", "US.AAPL")
 
 
+@pytest.mark.slow
 def test_weekly_refresh_reads_one_page_and_applies_new_rows_and_revisions(
     postgres_url: str, gateway_factory: Callable[..., GatewayProcess], tmp_path: Path
 ) -> None:

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
+import pytest
+
 from pipelines.warehouse import create_engine_for, save_cursor
 from proto_client.simulator.demo_data import rows_for
 from tests.support.gateway import GatewayProcess
@@ -20,6 +22,9 @@ from tests.support.warehouse_check import (
     read_crawl_state,
     stored_rows,
 )
+
+# Every test here waits seconds on loads, gateways, outages or Dagster runs: outside the inner loop (-m "not slow").
+pytestmark = pytest.mark.slow
 
 AS_OF = date(2026, 6, 30)
 CODES = ("HK.00700", "US.AAPL")

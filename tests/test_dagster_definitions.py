@@ -27,6 +27,7 @@ VARIABLES = (
 )
 
 
+@pytest.mark.slow
 def test_dagster_cli_validates_the_workspace(tmp_path: Path) -> None:
     result = subprocess.run(
         [str(DAGSTER), "definitions", "validate", "-w", "workspace.yaml"],

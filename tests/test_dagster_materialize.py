@@ -27,6 +27,9 @@ from proto_client.security import Market
 from proto_client.simulator.demo_data import rows_for
 from tests.support.gateway import GatewayProcess
 
+# Every test here waits seconds on loads, gateways, outages or Dagster runs: outside the inner loop (-m "not slow").
+pytestmark = pytest.mark.slow
+
 # A fixed cut-off makes the expected rows exact; freshness is not under test here.
 AS_OF = date(2026, 5, 1)
 # The gateway's limit is off in these tests; the shared limiter stays in the path, set high.

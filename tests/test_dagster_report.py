@@ -36,6 +36,7 @@ def evaluate(instance: dg.DagsterInstance, cursor: str | None) -> dg.RunRequest 
     return dg.SkipReason(result.skip_message)
 
 
+@pytest.mark.slow
 def test_report_follows_each_load_and_shows_movers_with_one_chart(
     instance: dg.DagsterInstance, gateway_factory: Callable[..., GatewayProcess], sqlite_url: str
 ) -> None:

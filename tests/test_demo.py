@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
+import pytest
 import sqlalchemy as sa
 
 from pipelines.crawl.watchlist import load_watchlist
@@ -72,6 +73,7 @@ def newest_and_count(database_url: str, code: str) -> tuple[str, int]:
     return str(newest)[:10], int(count)
 
 
+@pytest.mark.slow
 def test_demo_fast_starts_its_gateway_loads_every_code_and_stops_it(
     tmp_path: Path, gateway_factory: Callable[..., GatewayProcess]
 ) -> None:
@@ -133,6 +135,7 @@ def test_demo_fast_starts_its_gateway_loads_every_code_and_stops_it(
     assert gateway.proc.poll() is None  # not the demo's to stop
 
 
+@pytest.mark.slow
 def test_demo_reports_a_bad_setting_without_a_traceback(tmp_path: Path) -> None:
     result = run_demo(
         {"SHORTINTEREST_DATABASE_URL": f"sqlite:///{tmp_path / 'w.db'}", "OPEND_RATE_LIMIT": "fast"}, cwd=tmp_path

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
+import pytest
+
 from proto_client.simulator.demo_data import rows_for
 from tests.support.gateway import GatewayProcess
 from tests.support.loader import loader_env, migrate, read_stats, start_load
@@ -15,6 +17,9 @@ from tests.support.warehouse_check import (
     assert_warehouse_matches_gateway,
     stored_count,
 )
+
+# Every test here waits seconds on loads, gateways, outages or Dagster runs: outside the inner loop (-m "not slow").
+pytestmark = pytest.mark.slow
 
 AS_OF = date(2016, 1, 1)
 CODES = ("HK.00700", "US.AAPL", "HK.00005", "US.TSLA")  # 4, 2, 4 and 2 pages

@@ -19,6 +19,9 @@ from tests.support.warehouse_check import (
     read_crawl_state,
 )
 
+# Every test here waits seconds on loads, gateways, outages or Dagster runs: outside the inner loop (-m "not slow").
+pytestmark = pytest.mark.slow
+
 AS_OF = date(2026, 6, 30)
 CODES = ("HK.00700", "US.AAPL")  # 15 and 7 pages: long enough to die in the middle of the first
 RATE = "4/1"  # slow enough that the kill lands mid-history

@@ -169,6 +169,7 @@ def test_export_names_codes_without_rows_and_fails_when_nothing_matched(
     assert stdout.status == 1 and "from 2030-01-01" in stdout.err
 
 
+@pytest.mark.slow
 def test_history_stays_within_the_gateways_limit(
     gateway_factory: Callable[..., GatewayProcess], tmp_path: Path, sqlite_url: str
 ) -> None:

@@ -127,6 +127,7 @@ def futu_encrypted(futu: Any, tmp_path: Path) -> Iterator[tuple[Any, Path]]:
         yield futu, key
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("extra", [[], ["--aes", "ecb"], ["--opaque-keys", "--notify-every", "1"]])
 def test_futu_pages_through_the_encrypting_gateway(
     futu_encrypted: tuple[Any, Path], gateway_factory: Callable[..., GatewayProcess], extra: list[str]

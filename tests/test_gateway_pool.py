@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import pytest
 import sqlalchemy as sa
 
 from pipelines.config import Gateway, RateLimit, Settings
@@ -29,6 +30,9 @@ from tests.support.warehouse_check import (
     assert_warehouse_matches_gateway,
     read_crawl_state,
 )
+
+# Every test here waits seconds on loads, gateways, outages or Dagster runs: outside the inner loop (-m "not slow").
+pytestmark = pytest.mark.slow
 
 AS_OF = date(2026, 6, 30)
 CODES = ("HK.00700", "HK.09988", "HK.00005", "HK.02800", "US.AAPL", "US.TSLA", "US.SPY", "US.NVDA")

@@ -10,6 +10,8 @@ from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
+import pytest
+
 from pipelines.config import RateLimit
 from pipelines.crawl.crawler import CodeResult
 from pipelines.crawl.estimate import CodeCost, LoadEstimate
@@ -30,6 +32,7 @@ def write_watchlist(tmp_path: Path, *codes: str) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_unknown_code_fails_alone_and_is_named(
     sqlite_url: str, gateway_factory: Callable[..., GatewayProcess], tmp_path: Path
 ) -> None:
@@ -58,6 +61,7 @@ def test_unknown_code_fails_alone_and_is_named(
     assert "US.NOPE" in status.stdout.split("last errors:")[1]
 
 
+@pytest.mark.slow
 def test_bad_watchlist_is_refused_before_any_request(
     sqlite_url: str, gateway_factory: Callable[..., GatewayProcess], tmp_path: Path
 ) -> None:
@@ -78,6 +82,7 @@ def test_bad_watchlist_is_refused_before_any_request(
     assert read_stats(stats_file)["requests"] == 0
 
 
+@pytest.mark.slow
 def test_unmigrated_warehouse_says_run_migrate(
     sqlite_url: str, gateway_factory: Callable[..., GatewayProcess], tmp_path: Path
 ) -> None:
@@ -122,6 +127,7 @@ def test_a_gateway_refusing_init_connect_fails_the_load_in_one_line_naming_it(
     assert read_stats(stats_file)["requests"] == 0
 
 
+@pytest.mark.slow
 def test_dropped_connections_and_frequency_rejections_are_retried(
     postgres_url: str, gateway_factory: Callable[..., GatewayProcess], tmp_path: Path
 ) -> None:
@@ -211,6 +217,7 @@ def test_summary_names_every_failed_code() -> None:
     assert "2 codes failed:\n  US.NOPE: unknown security\n  US.BAD: timeout" in text
 
 
+@pytest.mark.slow
 def test_a_load_held_back_by_the_rate_limit_says_how_long_and_why(
     sqlite_url: str, gateway_factory: Callable[..., GatewayProcess]
 ) -> None:

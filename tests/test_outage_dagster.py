@@ -79,6 +79,7 @@ def log_lines(instance: dg.DagsterInstance, run_id: str) -> list[str]:
     return [entry.user_message for entry in instance.all_logs(run_id) if entry.dagster_event is None]
 
 
+@pytest.mark.slow
 def test_a_run_waits_out_a_gateway_restart_and_succeeds(
     gateway_factory: Callable[..., GatewayProcess], postgres_url: str, instance: dg.DagsterInstance
 ) -> None:
@@ -105,6 +106,7 @@ def test_a_run_waits_out_a_gateway_restart_and_succeeds(
     assert f"the OpenD gateway at {gw.host}:{gw.port}" in began[0]
 
 
+@pytest.mark.slow
 def test_a_run_past_the_outage_bound_fails_naming_the_gateway_and_the_codes_left(
     gateway_factory: Callable[..., GatewayProcess], postgres_url: str, instance: dg.DagsterInstance
 ) -> None:
@@ -128,6 +130,7 @@ def test_a_run_past_the_outage_bound_fails_naming_the_gateway_and_the_codes_left
     assert_whole_pages_with_cursor(postgres_url, left[0], AS_OF)
 
 
+@pytest.mark.slow
 def test_a_retry_skips_codes_loaded_since_the_first_attempt_began(
     gateway_factory: Callable[..., GatewayProcess], postgres_url: str, instance: dg.DagsterInstance
 ) -> None:
@@ -170,6 +173,7 @@ def hk_refresh_job() -> dg.JobDefinition:
     return defs.resolve_job_def(refresh_job_name(Market.HK))
 
 
+@pytest.mark.slow
 def test_a_retry_of_a_run_stopped_by_an_outage_loads_only_what_is_left(
     gateway_factory: Callable[..., GatewayProcess],
     postgres_url: str,

@@ -129,6 +129,7 @@ def test_an_empty_next_key_is_the_first_page(pair: Pair) -> None:
     pair.call("US.MSFT", next_key="", num=3)
 
 
+@pytest.mark.slow
 def test_a_code_with_a_single_row(futu: Any, early_gw: GatewayProcess) -> None:
     early = Pair(futu, early_gw)
     try:

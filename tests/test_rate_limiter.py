@@ -209,6 +209,7 @@ def _process_worker(url: str, index: int, count: int, out: multiprocessing.Queue
     warehouse_engine.dispose()
 
 
+@pytest.mark.slow
 def test_processes_share_one_window(warehouse_engine: sa.Engine, database_url: str) -> None:
     ctx = multiprocessing.get_context("spawn")
     out: multiprocessing.Queue = ctx.Queue()

@@ -39,6 +39,7 @@ def _is_rate_rejection(response: qot_get_short_interest_pb2.Response) -> bool:
     return RequestError(3249, response.retType, response.retMsg).is_rate_limited
 
 
+@pytest.mark.slow
 def test_rate_limit_spans_connections_ignores_rejections_and_recovers(gateway_factory: Factory, tmp_path: Path) -> None:
     stats_file = tmp_path / "stats.json"
     window = 4.0
@@ -77,6 +78,7 @@ def test_rate_limit_spans_connections_ignores_rejections_and_recovers(gateway_fa
     assert stats["accepted_at"] == sorted(stats["accepted_at"])
 
 
+@pytest.mark.slow
 def test_drop_every_closes_the_connection_instead_of_answering(gateway_factory: Factory, tmp_path: Path) -> None:
     stats_file = tmp_path / "stats.json"
     gw = gateway_factory("--rate", "off", "--drop-every", "3", "--stats-file", str(stats_file))
@@ -91,6 +93,7 @@ def test_drop_every_closes_the_connection_instead_of_answering(gateway_factory: 
     assert (stats["requests"], stats["dropped"], stats["accepted"]) == (4, 1, 3)
 
 
+@pytest.mark.slow
 def test_delay_holds_back_every_nth_reply(gateway_factory: Factory, tmp_path: Path) -> None:
     stats_file = tmp_path / "stats.json"
     gw = gateway_factory("--rate", "off", "--delay", "2", "--delay-every", "2", "--stats-file", str(stats_file))
@@ -246,6 +249,7 @@ def test_signals_stop_the_gateway_cleanly_with_connections_open(gateway_factory:
     assert any("gateway stopped" in line for line in gw.output)
 
 
+@pytest.mark.slow
 def test_port_in_use_is_a_clear_error(gateway_factory: Factory) -> None:
     gw = gateway_factory()
     result = _cli("--demo", "--host", gw.host, "--port", str(gw.port))

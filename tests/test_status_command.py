@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from pipelines.warehouse import create_engine_for, list_crawl_states, upgrade
@@ -31,6 +32,7 @@ def states_and_rows(url: str) -> tuple[set[str], dict[str, int]]:
     return states, rows
 
 
+@pytest.mark.slow
 def test_dropped_codes_are_shown_apart_and_pruned_on_request(
     sqlite_url: str, gateway_factory: Callable[..., GatewayProcess], tmp_path: Path
 ) -> None:

@@ -100,6 +100,7 @@ def _reports(tmp_path: Path) -> list[tuple[int, Path, str]]:
     return reports
 
 
+@pytest.mark.slow
 def test_throwaway_server_is_one_for_all_workers_and_gone_afterwards(tmp_path: Path) -> None:
     code, output = _finish(_session(tmp_path, "-n", "2", **{URL_VARIABLE: "throwaway"}))
 

@@ -21,6 +21,9 @@ import pytest
 
 from tests.support.gateway import GatewayProcess
 
+# Every test here waits seconds on loads, gateways, outages or Dagster runs: outside the inner loop (-m "not slow").
+pytestmark = pytest.mark.slow
+
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 UI_START_TIMEOUT = 180.0
 PAGE_TIMEOUT_MS = 90_000

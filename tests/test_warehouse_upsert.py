@@ -254,6 +254,7 @@ def _concurrent_writer(url: str, seed: int, rounds: int, start: Any, failures: A
         warehouse_engine.dispose()
 
 
+@pytest.mark.slow
 def test_concurrent_writers_end_with_one_row_per_key(database_url: str) -> None:
     upgrade(database_url)
     context = multiprocessing.get_context("spawn")
