@@ -4,9 +4,7 @@ reads everything analysts read."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -15,7 +13,6 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.script import ScriptDirectory
-from sqlalchemy.engine import make_url
 
 from pipelines.config import RateLimit, Settings
 from pipelines.orchestration.checks import CHECK_NAMES
@@ -26,7 +23,7 @@ from pipelines.warehouse.migrate import alembic_config
 from pipelines.warehouse.schema import LOADER_ROLE, READER_ROLE, VIEW_NAMES
 from proto_client.security import Market
 from tests.support.crawl import expected_rows, run_cli, stored_rows
-from tests.support.databases import admin_url, fresh_postgres_database
+from tests.support.databases import fresh_postgres_database, login_in_role
 from tests.support.gateway import GatewayProcess
 
 AS_OF = date(2026, 5, 1)
@@ -49,21 +46,6 @@ FORBIDDEN = (
 )
 
 
-@contextmanager
-def login_in(role: str, database_url: str) -> Iterator[str]:
-    """A login that is a member of `role` (as README makes one), as a URL on `database_url`; dropped afterwards."""
-    name, password = f"si_login_{uuid.uuid4().hex[:10]}", uuid.uuid4().hex
-    admin = sa.create_engine(admin_url(), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f"CREATE ROLE {name} LOGIN PASSWORD '{password}' IN ROLE {role}"))
-        yield make_url(database_url).set(username=name, password=password).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f"DROP ROLE {name}"))
-        admin.dispose()
-
-
 def _refused(engine: sa.Engine, statement: str) -> None:
     with pytest.raises(sa.exc.DBAPIError) as caught, engine.begin() as conn:
         conn.execute(sa.text(statement))
@@ -78,7 +60,7 @@ def test_a_load_and_a_dagster_run_through_a_loader_login_succeed(
     gateway = gateway_factory("--rate", "off", "--as-of", AS_OF.isoformat())
     watchlist = tmp_path / "watchlist.yaml"
     watchlist.write_text("codes:\n  - US.AAPL\n  - HK.09988\n")
-    with login_in(LOADER_ROLE, postgres_url) as loader_url:
+    with login_in_role(LOADER_ROLE, postgres_url) as loader_url:
         env = {**gateway.env(), "SHORTINTEREST_DATABASE_URL": loader_url, "SHORTINTEREST_WATCHLIST": str(watchlist)}
         # Twice: a first (full) load and an incremental one, which updates what the first wrote.
         for _ in range(2):
@@ -118,7 +100,10 @@ def test_the_loader_cannot_change_the_schema_or_delete_data_and_later_tables_fol
     try:
         with owner.begin() as conn:
             conn.execute(sa.text("CREATE TABLE later_table (code text PRIMARY KEY, n int)"))
-        with login_in(LOADER_ROLE, postgres_url) as loader_url, login_in(READER_ROLE, postgres_url) as reader_url:
+        with (
+            login_in_role(LOADER_ROLE, postgres_url) as loader_url,
+            login_in_role(READER_ROLE, postgres_url) as reader_url,
+        ):
             loader, reader = create_engine_for(loader_url), create_engine_for(reader_url)
             try:
                 for statement in (*FORBIDDEN, "DELETE FROM later_table", "DROP TABLE later_table"):
