@@ -99,7 +99,8 @@ def test_the_loader_cannot_change_the_schema_or_delete_data_and_later_tables_fol
     owner = create_engine_for(postgres_url)
     try:
         with owner.begin() as conn:
-            conn.execute(sa.text("CREATE TABLE later_table (code text PRIMARY KEY, n int)"))
+            # With a sequence, as a table with a generated id has.
+            conn.execute(sa.text("CREATE TABLE later_table (id bigserial PRIMARY KEY, code text UNIQUE, n int)"))
         with (
             login_in_role(LOADER_ROLE, postgres_url) as loader_url,
             login_in_role(READER_ROLE, postgres_url) as reader_url,
@@ -114,9 +115,12 @@ def test_the_loader_cannot_change_the_schema_or_delete_data_and_later_tables_fol
                     conn.execute(sa.text("UPDATE crawl_state SET last_error = 'x' WHERE code = 'US.AAPL'"))
                     conn.execute(sa.text("INSERT INTO rate_limit_reservations (bucket, reserved_at) VALUES ('b', 1)"))
                     conn.execute(sa.text("DELETE FROM rate_limit_reservations WHERE bucket = 'b'"))
-                    conn.execute(sa.text("INSERT INTO later_table VALUES ('US.AAPL', 1)"))
+                    conn.execute(sa.text("INSERT INTO later_table (code, n) VALUES ('US.AAPL', 1)"))
                     conn.execute(sa.text("UPDATE later_table SET n = 2"))
-                for statement in ("INSERT INTO later_table VALUES ('HK.00700', 1)", "DELETE FROM crawl_state"):
+                for statement in (
+                    "INSERT INTO later_table (code, n) VALUES ('HK.00700', 1)",
+                    "DELETE FROM crawl_state",
+                ):
                     _refused(reader, statement)
                 with reader.connect() as conn:
                     for relation in (*VIEW_NAMES, "crawl_state", "later_table"):
