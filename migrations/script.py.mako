@@ -3,6 +3,8 @@
 Revision ID: ${up_revision}
 Revises: ${down_revision | comma,n}
 Create Date: ${create_date}
+
+New tables get the loader's and the reader's default privileges (migrations/README.md).
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("pipelines.demo", "start the demo gateway, migrate, and run the Dagster job end to end"),
     "ui": ("pipelines.ui", "open the Dagster UI (webserver and daemon) on the demo's instance"),
     "chart": ("pipelines.analysis.chart_command", "draw codes' short interest against the close price as a PNG"),
+    "check-env": ("pipelines.env_file_check", "refuse an environment file (it holds passwords) others can read"),
 }
 
 

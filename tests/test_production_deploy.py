@@ -1,7 +1,8 @@
 """The production shape, run for real: README's "Production" steps on deploy/dagster.yaml.
 
-Dagster's state lives in a PostgreSQL database of its own, the warehouse in another; `dagster-daemon run` and
-`dagster-webserver` run as two processes on workspace.yaml against a simulated gateway, and runs are launched
+Dagster's state lives in a PostgreSQL database of its own, the warehouse in another, migrated by its owner and
+loaded through a login in the least-privilege loader role; `dagster-daemon run` and `dagster-webserver` run as two
+processes on workspace.yaml against a simulated gateway, and runs are launched
 through the webserver's GraphQL API, as the UI launches them. One test covers the whole life of a deployment
 because every step needs the previous one's state and each start of the services costs many seconds:
 
@@ -37,7 +38,9 @@ from sqlalchemy.engine import make_url
 from pipelines.orchestration.checks import CHECK_NAMES
 from pipelines.orchestration.jobs import GATEWAY_TAG
 from pipelines.orchestration.report import REPORT_JOB
+from pipelines.warehouse.schema import LOADER_ROLE
 from proto_client.simulator.demo_data import rows_for
+from tests.support.crawl import run_cli
 from tests.support.dagster_services import (
     REPO_ROOT,
     Service,
@@ -48,7 +51,7 @@ from tests.support.dagster_services import (
     launch_job,
     start_schedule,
 )
-from tests.support.databases import fresh_postgres_database
+from tests.support.databases import fresh_postgres_database, login_in_role
 from tests.support.gateway import GatewayProcess
 from tests.support.loader import read_stats, wait_for
 from tests.support.warehouse_check import PAGE_SIZE, assert_crawl_completed, assert_warehouse_matches_gateway
@@ -118,8 +121,14 @@ def deployment(
     gateway = gateway_factory("--rate", RATE, "--as-of", AS_OF.isoformat(), "--stats-file", str(stats_file))
     watchlist = tmp_path / "watchlist.yaml"
     watchlist.write_text(yaml.safe_dump({"codes": US_CODES + HK_CODES}))
+    # README: the warehouse's owner makes its schema; the services log in as a member of the loader role.
+    migrated = run_cli("migrate", env={"SHORTINTEREST_DATABASE_URL": postgres_url})
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
     # README: a database for Dagster, separate from the warehouse's (postgres_url).
-    with fresh_postgres_database(prefix="si_dagster") as dagster_url:
+    with (
+        login_in_role(LOADER_ROLE, postgres_url) as loader_url,
+        fresh_postgres_database(prefix="si_dagster") as dagster_url,
+    ):
         pg = make_url(dagster_url)
         assert pg.host and pg.username and pg.database, f"cannot split {dagster_url} into DAGSTER_PG_* variables"
         home = tmp_path / "dagster_home"
@@ -130,7 +139,7 @@ def deployment(
             "DAGSTER_PG_USER": pg.username,
             "DAGSTER_PG_PASSWORD": pg.password or "",
             "DAGSTER_PG_DB": pg.database,
-            "SHORTINTEREST_DATABASE_URL": postgres_url,
+            "SHORTINTEREST_DATABASE_URL": loader_url,
             "SHORTINTEREST_WATCHLIST": str(watchlist),
             "OPEND_RATE_LIMIT": RATE,
             **gateway.env(),
@@ -139,9 +148,7 @@ def deployment(
             monkeypatch.setenv(name, value)  # this process reads the same instance, through the same file
         services = ServiceGroup(tmp_path / "services", {**os.environ, **env})
         try:
-            # README: migrate the warehouse, install the instance configuration, start the two services.
-            migrated = services.run([_bin("shortinterest"), "migrate"])
-            assert migrated.returncode == 0, migrated.stdout
+            # README: install the instance configuration, start the two services.
             home.mkdir()
             shutil.copy(REPO_ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
             port = free_port()

@@ -14,6 +14,8 @@ from sqlalchemy.engine import Dialect
 from proto_client.security import Market
 
 READER_ROLE = "shortinterest_reader"
+# The services' and loads' role: reads everything, writes what loading writes, no DDL (migration 0009).
+LOADER_ROLE = "shortinterest_loader"
 VIEW_NAMES = ("short_interest", "short_interest_latest", "short_interest_changes")
 
 metadata = sa.MetaData()

@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -139,10 +140,14 @@ class Webserver:
     """The webserver's GraphQL endpoint, used as the UI uses it."""
 
     url: str
+    # What every request carries (credentials for a proxy in front), and the TLS context an https URL needs.
+    headers: Mapping[str, str] = field(default_factory=dict)
+    context: ssl.SSLContext | None = None
 
     def ready(self) -> bool:
+        request = urllib.request.Request(f"{self.url}/server_info", headers=dict(self.headers))
         try:
-            with urllib.request.urlopen(f"{self.url}/server_info", timeout=5) as reply:
+            with urllib.request.urlopen(request, timeout=5, context=self.context) as reply:
                 return bool(reply.status == 200)
         except (urllib.error.URLError, OSError):
             return False
@@ -150,10 +155,13 @@ class Webserver:
     def query(self, document: str, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
         body = json.dumps({"query": document, "variables": dict(variables or {})}).encode()
         request = urllib.request.Request(
-            f"{self.url}/graphql", data=body, headers={"Content-Type": "application/json"}, method="POST"
+            f"{self.url}/graphql",
+            data=body,
+            headers={**self.headers, "Content-Type": "application/json"},
+            method="POST",
         )
         try:
-            with urllib.request.urlopen(request, timeout=60) as reply:
+            with urllib.request.urlopen(request, timeout=60, context=self.context) as reply:
                 answer = json.loads(reply.read())
         except urllib.error.HTTPError as exc:  # GraphQL errors come with a 4xx/5xx status and a JSON body
             detail = exc.read().decode(errors="replace")

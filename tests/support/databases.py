@@ -34,3 +34,20 @@ def fresh_postgres_database(prefix: str = "si_test") -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@contextmanager
+def login_in_role(role: str, database_url: str) -> Iterator[str]:
+    """A new login that is a member of `role` (as README makes one), as a URL on `database_url`; dropped afterwards.
+
+    Roles are cluster-wide, so each login gets a name of its own."""
+    name, password = f"si_login_{uuid.uuid4().hex[:10]}", uuid.uuid4().hex
+    admin = sa.create_engine(admin_url(), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"CREATE ROLE {name} LOGIN PASSWORD '{password}' IN ROLE {role}"))
+        yield make_url(database_url).set(username=name, password=password).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP ROLE IF EXISTS {name}"))
+        admin.dispose()
