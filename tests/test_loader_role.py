@@ -53,6 +53,7 @@ def _refused(engine: sa.Engine, statement: str) -> None:
     assert sqlstate == INSUFFICIENT_PRIVILEGE, f"{statement}: {caught.value}"
 
 
+@pytest.mark.slow
 def test_a_load_and_a_dagster_run_through_a_loader_login_succeed(
     postgres_url: str, gateway_factory: Callable[..., GatewayProcess], tmp_path: Path
 ) -> None:
