@@ -246,8 +246,8 @@ def _sqlite_triggers(market: str) -> list[str]:
 
 _SQLITE_EVENTS = ("revised", "deleted")
 
-# One market's versions as of :as_of (format with _names and the parameter spellings): the current rows and
-# the history's versions that were current for a while, each with the interval the warehouse held it.
+# One market's versions (format with _names and the spellings of the moment and its UTC date): the current rows
+# and the history's versions that were current for a while, each with the interval the warehouse held it.
 _VERSIONS = """
     SELECT t.code, t.trade_date, t.{shares} AS short_shares, t.{percent} AS short_percent, t.close_price,
            t.last_close_price, t.published_on, t.updated_at AS recorded_at,
@@ -260,19 +260,48 @@ _VERSIONS = """
       FROM {history} h
      WHERE h.superseded_at > h.recorded_at AND h.published_on <= {day} AND h.trade_date <= {day}
 """
-# The version held at :as_of, or, for a report first recorded after it, the earliest version (backfilled).
+# Each key's first version in history, joined by key: a filter on code reaches it, and no row needs a look-up.
+_FIRST_RECORDED = """
+    SELECT w.code, w.trade_date, min(w.recorded_at) AS first_recorded
+      FROM {history} w WHERE w.superseded_at > w.recorded_at GROUP BY w.code, w.trade_date
+"""
+# The version held at the moment, or, for a report first recorded after it, the earliest version (backfilled).
 _HELD = """
     (v.recorded_at <= {as_of} AND (v.superseded_at IS NULL OR v.superseded_at > {as_of}))
-    OR (v.recorded_at > {as_of} AND NOT EXISTS (
-            SELECT 1 FROM {history} w
-             WHERE w.code = v.code AND w.trade_date = v.trade_date AND w.superseded_at > w.recorded_at
-               AND w.recorded_at < v.recorded_at))
+    OR (v.recorded_at > {as_of} AND (f.first_recorded IS NULL OR f.first_recorded >= v.recorded_at))
 """
 _AS_OF_COLUMNS = (
     "CAST('{market}' AS VARCHAR(2)) AS market, v.code, v.trade_date, v.short_shares, v.short_percent, "
     "v.close_price, v.last_close_price, v.recorded_at AS updated_at, v.published_on, "
     "v.recorded_at AS version_recorded_at, v.recorded_at > {as_of} AS backfilled"
 )
+# No version of the key (alias {alias}) in history began before {start}.
+_NO_EARLIER = """NOT EXISTS (
+    SELECT 1 FROM {history} w
+     WHERE w.code = {alias}.code AND w.trade_date = {alias}.trade_date AND w.superseded_at > w.recorded_at
+       AND w.recorded_at < {start})"""
+# Each code's newest report as of the moment: the newest current row published by then that is held or first
+# recorded later, and the newest such version in history, found by backward key scans that stop at the first
+# (format with _names, the moment's spellings and {code}, the code to look for).
+_NEWEST_CANDIDATES = """
+    SELECT * FROM (
+        SELECT t.code, t.trade_date, t.{shares} AS short_shares, t.{percent} AS short_percent, t.close_price,
+               t.last_close_price, t.published_on, t.updated_at AS recorded_at
+          FROM {table} t
+         WHERE t.code = {code} AND t.trade_date <= {day} AND t.published_on <= {day}
+           AND (t.updated_at <= {as_of} OR {no_earlier_t})
+         ORDER BY t.trade_date DESC LIMIT 1) current_row
+    UNION ALL
+    SELECT * FROM (
+        SELECT h.code, h.trade_date, h.{shares}, h.{percent}, h.close_price, h.last_close_price, h.published_on,
+               h.recorded_at
+          FROM {history} h
+         WHERE h.code = {code} AND h.trade_date <= {day} AND h.published_on <= {day}
+           AND h.superseded_at > h.recorded_at
+           AND ((h.recorded_at <= {as_of} AND h.superseded_at > {as_of})
+                OR (h.recorded_at > {as_of} AND {no_earlier_h}))
+         ORDER BY h.trade_date DESC LIMIT 1) kept_version
+"""
 _PG_DAY = "CAST(as_of AT TIME ZONE 'UTC' AS DATE)"
 _PG_RETURNS = (
     "TABLE (market VARCHAR(2), code VARCHAR(32), trade_date DATE, short_shares BIGINT, "
@@ -282,22 +311,32 @@ _PG_RETURNS = (
 )
 
 
+def _pg_names(market: str) -> dict[str, str]:
+    return {**_names(market), "day": _PG_DAY, "as_of": "as_of"}
+
+
 def _pg_as_of(market: str) -> str:
-    names = {**_names(market), "day": _PG_DAY, "as_of": "as_of"}
-    versions = _VERSIONS.format(**names)
-    return f"SELECT {_AS_OF_COLUMNS.format(**names)} FROM ({versions}) v WHERE {_HELD.format(**names)}"
+    names = _pg_names(market)
+    return (
+        f"SELECT {_AS_OF_COLUMNS.format(**names)} FROM ({_VERSIONS.format(**names)}) v "
+        f"LEFT JOIN ({_FIRST_RECORDED.format(**names)}) f ON f.code = v.code AND f.trade_date = v.trade_date "
+        f"WHERE {_HELD.format(**names)}"
+    )
 
 
 def _pg_latest_as_of(market: str) -> str:
-    names = {**_names(market), "day": _PG_DAY, "as_of": "as_of"}
-    versions = _VERSIONS.format(**names)
+    names = _pg_names(market)
+    candidates = _NEWEST_CANDIDATES.format(
+        code="k.code",
+        no_earlier_t=_NO_EARLIER.format(alias="t", start="t.updated_at", **names),
+        no_earlier_h=_NO_EARLIER.format(alias="h", start="h.recorded_at", **names),
+        **names,
+    )
     return f"""
-        SELECT r.* FROM (SELECT n.code FROM short_interest_newest n WHERE n.market = '{market}'
-                         UNION SELECT d.code FROM {names["history"]} d WHERE d.deleted) k
-         CROSS JOIN LATERAL (
-               SELECT {_AS_OF_COLUMNS.format(**names)} FROM ({versions}) v
-                WHERE v.code = k.code AND ({_HELD.format(**names)})
-                ORDER BY v.trade_date DESC LIMIT 1) r
+        SELECT {_AS_OF_COLUMNS.format(**names)}
+          FROM (SELECT n.code FROM short_interest_newest n WHERE n.market = '{market}'
+                UNION SELECT d.code FROM {names["history"]} d WHERE d.deleted) k
+         CROSS JOIN LATERAL (SELECT c.* FROM ({candidates}) c ORDER BY c.trade_date DESC LIMIT 1) v
     """
 
 

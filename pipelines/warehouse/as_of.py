@@ -63,19 +63,25 @@ def held_as_of(market: Market, moment: datetime) -> sa.Subquery:
         kept, history.c.published_on <= day, history.c.trade_date <= day
     )
     versions = sa.union_all(current, earlier).subquery("versions")
-    other = history.alias("other")
-    older_version = sa.exists().where(
-        other.c.code == versions.c.code,
-        other.c.trade_date == versions.c.trade_date,
-        other.c.superseded_at > other.c.recorded_at,
-        other.c.recorded_at < versions.c.recorded_at,
+    # Each key's first version in history, joined by key, so a filter on code reaches it too.
+    first = (
+        sa.select(history.c.code, history.c.trade_date, sa.func.min(history.c.recorded_at).label("first_recorded"))
+        .where(kept)
+        .group_by(history.c.code, history.c.trade_date)
+        .subquery("first")
     )
     held_then = sa.or_(
         sa.and_(
             versions.c.recorded_at <= at,
             sa.or_(versions.c.superseded_at.is_(None), versions.c.superseded_at > at),
         ),
-        sa.and_(versions.c.recorded_at > at, ~older_version),
+        sa.and_(
+            versions.c.recorded_at > at,
+            sa.or_(first.c.first_recorded.is_(None), first.c.first_recorded >= versions.c.recorded_at),
+        ),
+    )
+    joined = versions.outerjoin(
+        first, sa.and_(first.c.code == versions.c.code, first.c.trade_date == versions.c.trade_date)
     )
     return (
         sa.select(
@@ -83,6 +89,7 @@ def held_as_of(market: Market, moment: datetime) -> sa.Subquery:
             versions.c.recorded_at.label(RECORDED_AT),
             (versions.c.recorded_at > at).label(BACKFILLED),
         )
+        .select_from(joined)
         .where(held_then)
         .subquery("as_of")
     )
