@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -27,6 +28,7 @@ from proto_client.publication import published_on
 from proto_client.security import Market
 from proto_client.simulator.demo_data import REVISED_ROWS, rows_for
 from tests.support.gateway import GatewayProcess
+from tests.test_fetch_export_commands import _run as run_command
 from tests.test_warehouse_upsert import hk_row, us_row
 from tests.test_warehouse_views import assert_views_match_reference
 
@@ -301,3 +303,34 @@ def test_the_sql_function_is_inlined_so_one_code_reads_its_key_range(pg_engine: 
         plan = "\n".join(conn.execute(sa.text(query)).scalars())
     assert "Function Scan" not in plan
     assert "pk_us_short_interest" in plan and "ix_us_short_interest_history_key" in plan
+
+
+def test_export_as_of_writes_the_reports_known_then_in_every_format(
+    database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    upgrade(database_url)
+    engine = create_engine_for(database_url)
+    try:
+        days = [date(2024, 1, 12), date(2024, 1, 31)]  # published 2024-01-24 and 2024-02-09
+        upsert_batch(engine, [us_row("US.AAPL", day, shares_short=100 + i) for i, day in enumerate(days)])
+        loaded = pause()
+        upsert_batch(engine, [us_row("US.AAPL", days[0], shares_short=1)])
+    finally:
+        engine.dispose()
+    env = {"SHORTINTEREST_DATABASE_URL": database_url}
+    for fmt in ("csv", "json", "parquet"):
+        out = tmp_path / f"then.{fmt}"
+        result = run_command(capsys, env, "export", "--as-of", loaded.isoformat(), "--format", fmt, "-o", str(out))
+        assert result.status == 0, result.err
+        frame = pd.read_parquet(out) if fmt == "parquet" else pd.read_csv(out) if fmt == "csv" else pd.read_json(out)
+        assert list(frame.columns[-3:]) == ["published_on", "version_recorded_at", "backfilled"]
+        assert frame["shares_short"].tolist() == [100, 101], fmt
+        assert [str(d)[:10] for d in frame["published_on"]] == ["2024-01-24", "2024-02-09"]
+        assert frame["backfilled"].tolist() == [False, False]
+    early = run_command(capsys, env, "export", "--as-of", "2024-02-08", "--format", "csv")
+    assert early.status == 0 and early.out.count("US.AAPL") == 1  # the second report was not out yet
+    nothing = run_command(capsys, env, "export", "--as-of", "2024-01-23", "--format", "csv")
+    assert nothing.status == 1 and "as of 2024-01-23" in nothing.err
+    with pytest.raises(SystemExit) as refused:
+        run_command(capsys, env, "export", "--as-of", "2024-02-30", "--format", "csv")
+    assert refused.value.code == 2 and "'2024-02-30'" in capsys.readouterr().err
