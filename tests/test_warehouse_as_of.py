@@ -23,7 +23,7 @@ from pipelines.config import RateLimit, Settings
 from pipelines.crawl.crawler import open_crawler
 from pipelines.warehouse import create_engine_for, read_short_interest, upgrade, upsert_batch
 from pipelines.warehouse.migrate import alembic_config
-from pipelines.warehouse.schema import history_for
+from pipelines.warehouse.schema import READER_ROLE, history_for
 from proto_client.publication import published_on
 from proto_client.security import Market
 from proto_client.simulator.demo_data import REVISED_ROWS, rows_for
@@ -233,6 +233,12 @@ def test_truncate_keeps_every_row_in_history(pg_engine: sa.Engine) -> None:
         ("US.MSFT", date(2024, 1, 12)),
     }
     assert read_short_interest(as_of=datetime.now(UTC), engine=pg_engine).empty
+    # Codes that are gone from the tables are still each code's newest report as of before.
+    assert set(sql_as_of(pg_engine, before, "short_interest_latest_as_of")) == {
+        ("US.AAPL", date(2024, 1, 12)),
+        ("US.MSFT", date(2024, 1, 12)),
+    }
+    assert sql_as_of(pg_engine, datetime.now(UTC), "short_interest_latest_as_of") == {}
 
 
 def test_a_page_that_revises_nothing_writes_no_history(warehouse_engine: sa.Engine) -> None:
@@ -303,6 +309,14 @@ def test_the_sql_function_is_inlined_so_one_code_reads_its_key_range(pg_engine: 
         plan = "\n".join(conn.execute(sa.text(query)).scalars())
     assert "Function Scan" not in plan
     assert "pk_us_short_interest" in plan and "ix_us_short_interest_history_key" in plan
+    with pg_engine.begin() as conn:  # the read-only role reads it all
+        conn.execute(sa.text(f"SET LOCAL ROLE {READER_ROLE}"))
+        for relation in (
+            "short_interest_as_of(now())",
+            "short_interest_latest_as_of(now())",
+            "short_interest_revisions",
+        ):
+            conn.execute(sa.text(f"SELECT * FROM {relation}")).all()
 
 
 def test_export_as_of_writes_the_reports_known_then_in_every_format(

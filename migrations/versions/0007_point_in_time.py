@@ -30,6 +30,13 @@ row. Now:
   report as of T, found code by code with a backward key scan that stops at the first report published by
   then. The Python reader builds the same query for both databases (pipelines/warehouse/as_of.py).
 * short_interest_revisions: every changed value with its old and new value and when it changed.
+
+Measured on PostgreSQL 15 with 10,000 codes and 6.65 M rows on a busy two-core machine (bench/as_of_queries.py):
+the upgrade took 68 s, the tables locked throughout (the UPDATE rewrites every row; the newest table's
+triggers are off meanwhile, as published_on is none of its columns); the 50-row page write stays at 1.3-1.6 ms
+p50 with 3 rows revised and writes no history when nothing changed; one code's history as of a moment takes
+1.3-2 ms at the client (0.3 ms in the server); each code's newest report as known then 115-185 ms, about 120-155
+ms of CPU, a backward key scan and a history probe per code.
 """
 
 from __future__ import annotations
