@@ -65,7 +65,6 @@ READER_ROLE = "shortinterest_reader"
 REVISIONS = "short_interest_revisions"
 
 
-# Market -> (table, its shares-short column, its short-percent column, its value columns with their types).
 def _us_values() -> list[tuple[str, sa.types.TypeEngine[object], str]]:
     return [
         ("shares_short", sa.BigInteger(), "Shares sold short and not yet covered (shares)."),
@@ -90,6 +89,7 @@ def _hk_values() -> list[tuple[str, sa.types.TypeEngine[object], str]]:
     ]
 
 
+# Market -> (table, its shares-short column, its short-percent column, its own value columns with their types).
 _MARKETS = {
     "US": ("us_short_interest", "shares_short", "short_percent", _us_values),
     "HK": ("hk_short_interest", "aggregated_short", "aggregated_short_ratio", _hk_values),
@@ -126,7 +126,7 @@ _REVISIONS_COLUMNS = {
 
 
 def _value_columns(market: str) -> list[str]:
-    """The columns a version carries besides its key: the source's values and the publication day."""
+    """The source's values a row carries besides its key: a change of any of them is a revision."""
     return ["source_timestamp", *(name for name, _, _ in _MARKETS[market][3]()), "close_price", "last_close_price"]
 
 
