@@ -21,7 +21,7 @@ from alembic import command
 
 from pipelines.config import RateLimit, Settings
 from pipelines.crawl.crawler import open_crawler
-from pipelines.warehouse import create_engine_for, read_short_interest, upgrade, upsert_batch
+from pipelines.warehouse import create_engine_for, read_short_interest, upgrade, upsert_batch, upsert_rows
 from pipelines.warehouse.migrate import alembic_config
 from pipelines.warehouse.schema import READER_ROLE, history_for
 from proto_client.publication import published_on
@@ -348,3 +348,69 @@ def test_export_as_of_writes_the_reports_known_then_in_every_format(
     with pytest.raises(SystemExit) as refused:
         run_command(capsys, env, "export", "--as-of", "2024-02-30", "--format", "csv")
     assert refused.value.code == 2 and "'2024-02-30'" in capsys.readouterr().err
+
+
+def test_every_reader_agrees_with_a_model_of_the_versions_at_every_moment(warehouse_engine: sa.Engine) -> None:
+    """A sequence of writes of every kind, the moments between them, and what each moment must read: the version
+    held then, or a report's first version (backfilled) where it was recorded later, or nothing once removed."""
+    a = [date(2024, 1, 12), date(2024, 1, 31), date(2024, 2, 15), date(2024, 2, 29)]
+    h = [date(2024, 1, 5), date(2024, 1, 12)]
+    hk_moved = {"d": h[1], "p": published_on(Market.HK, h[1]), "old": h[0]}
+    writes: list[tuple[dict[tuple[str, date], int | None], Callable[[sa.Connection], None]]] = [
+        (
+            {("US.AAPL", a[0]): 100, ("US.AAPL", a[1]): 101, ("US.AAPL", a[2]): 102, ("HK.00700", h[0]): 500},
+            lambda c: (
+                upsert_batch_in(c, [us_row("US.AAPL", d, shares_short=100 + i) for i, d in enumerate(a[:3])]),
+                upsert_batch_in(c, [hk_row("HK.00700", h[0], aggregated_short=500)]),
+            ),
+        ),
+        ({("US.AAPL", a[0]): 2}, lambda c: upsert_batch_in(c, [us_row("US.AAPL", a[0], shares_short=2)])),
+        (
+            {("US.AAPL", a[1]): 5},
+            lambda c: c.execute(
+                sa.text("UPDATE us_short_interest SET shares_short = 5 WHERE trade_date = :d"), {"d": a[1]}
+            ),
+        ),
+        (
+            {("US.AAPL", a[2]): None},
+            lambda c: c.execute(sa.text("DELETE FROM us_short_interest WHERE trade_date = :d"), {"d": a[2]}),
+        ),
+        ({("US.AAPL", a[2]): 7}, lambda c: upsert_batch_in(c, [us_row("US.AAPL", a[2], shares_short=7)])),
+        (
+            {("HK.00700", h[0]): None, ("HK.00700", h[1]): 500},
+            lambda c: c.execute(
+                sa.text("UPDATE hk_short_interest SET trade_date = :d, published_on = :p WHERE trade_date = :old"),
+                hk_moved,
+            ),
+        ),
+        ({("US.AAPL", a[3]): 9}, lambda c: upsert_batch_in(c, [us_row("US.AAPL", a[3], shares_short=9)])),
+    ]
+    versions: dict[tuple[str, date], list[tuple[int, int | None]]] = {}
+    moments = [pause()]
+    for step, (changes, write) in enumerate(writes):
+        with warehouse_engine.begin() as conn:
+            write(conn)
+        for key, value in changes.items():
+            versions.setdefault(key, []).append((step, value))
+        moments.append(pause())
+
+    for held_after, moment in enumerate(moments, start=-1):
+        expected: dict[tuple[str, date], tuple[int, bool]] = {}
+        for key, kept in versions.items():
+            before = [value for step, value in kept if step <= held_after]
+            if before and before[-1] is not None:
+                expected[key] = (before[-1], False)
+            elif not before and kept[0][1] is not None:
+                expected[key] = (kept[0][1], True)
+        assert shares_by_key(read_short_interest(as_of=moment, engine=warehouse_engine)) == expected, held_after
+        if warehouse_engine.dialect.name == "postgresql":
+            assert sql_as_of(warehouse_engine, moment) == expected, held_after
+            newest: dict[str, tuple[str, date]] = {}
+            for key in sorted(expected):
+                newest[key[0]] = key
+            latest = {key: expected[key] for key in newest.values()}
+            assert sql_as_of(warehouse_engine, moment, "short_interest_latest_as_of") == latest, held_after
+
+
+def upsert_batch_in(conn: sa.Connection, rows: list[Any]) -> None:
+    upsert_rows(conn, rows)
