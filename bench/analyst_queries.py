@@ -6,7 +6,8 @@ code's changes (targets 100, 100 and 10 ms), next to the crawler's 50-row page u
 The warehouse is built once with SQL (generate_series) into its own database, si_bench_analyst_<codes>,
 and reused while it exists (--rebuild makes it again): half the codes US with 25 years of twice-monthly
 reports, half HK with 14 years of weekly ones, loaded code by code as a backfill crawl stores them
-(6.65 M rows for 10,000 codes, several minutes on two cores). Each run migrates it to the current revision
+(6.65 M rows for 10,000 codes, several minutes on two cores), each with its publication day as the loader
+sets it. Each run migrates it to the current revision
 first, so it measures the views as they are now. Times are client wall times from execute to the last
 row fetched, medians of --repeat runs after a warm-up, with the server's own execution time beside them
 (EXPLAIN ANALYZE without per-node timing, median of as many runs), which a busy machine disturbs less; the
@@ -20,6 +21,7 @@ shows as a ratio, with this client's CPU per page and the triggers' own server t
 from __future__ import annotations
 
 import argparse
+import calendar
 import json
 import os
 import re
@@ -40,6 +42,7 @@ import sqlalchemy as sa  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from pipelines.warehouse import create_engine_for, upgrade, upsert_rows  # noqa: E402
+from proto_client.publication import published_on  # noqa: E402
 from proto_client.records import UsShortInterestRow  # noqa: E402
 from proto_client.security import Market  # noqa: E402
 
@@ -57,11 +60,13 @@ PAGE_ROWS = 50
 _BUILD = [
     """
     INSERT INTO us_short_interest (code, trade_date, source_timestamp, shares_short, short_percent,
-                                   avg_daily_share_volume, days_to_cover, close_price, last_close_price)
+                                   avg_daily_share_volume, days_to_cover, close_price, last_close_price,
+                                   published_on)
     SELECT code, d, CAST(extract(epoch FROM CAST(d AS timestamp) AT TIME ZONE 'America/New_York') AS bigint),
            CASE WHEN h % 997 = 0 THEN 0 WHEN h % 991 = 1 THEN NULL ELSE 100000 + h % 50000000 END,
            (h % 4000) / 100.0, 500000 + h % 9000000, (h % 3000) / 100.0, 1 + (h % 50000) / 100.0,
-           1 + (h % 49999) / 100.0
+           1 + (h % 49999) / 100.0,
+           (SELECT p.published_on FROM bench_publication_days p WHERE p.market = 'US' AND p.trade_date = d)
       FROM generate_series(1, {us_codes}) AS c(n)
      CROSS JOIN LATERAL generate_series(0, {us_months} * 2 - 1 + 0 * n) AS r(i)
      CROSS JOIN LATERAL (
@@ -72,10 +77,11 @@ _BUILD = [
     """,
     """
     INSERT INTO hk_short_interest (code, trade_date, source_timestamp, aggregated_short, aggregated_short_ratio,
-                                   close_price, last_close_price)
+                                   close_price, last_close_price, published_on)
     SELECT code, d, CAST(extract(epoch FROM CAST(d AS timestamp) AT TIME ZONE 'Asia/Hong_Kong') AS bigint),
            CASE WHEN h % 997 = 0 THEN 0 WHEN h % 991 = 1 THEN NULL ELSE 100000 + h % 50000000 END,
-           (h % 2000) / 100.0, 1 + (h % 50000) / 100.0, 1 + (h % 49999) / 100.0
+           (h % 2000) / 100.0, 1 + (h % 50000) / 100.0, 1 + (h % 49999) / 100.0,
+           (SELECT p.published_on FROM bench_publication_days p WHERE p.market = 'HK' AND p.trade_date = d)
       FROM generate_series(1, {hk_codes}) AS c(n)
      CROSS JOIN LATERAL generate_series(0, {hk_weeks} - 1 + 0 * n) AS w(i)
      CROSS JOIN LATERAL (
@@ -128,9 +134,9 @@ def database_url(admin_url: str, name: str) -> str:
     return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
 
 
-def ensure_warehouse(admin_url: str, codes: int, *, rebuild: bool) -> str:
+def ensure_warehouse(admin_url: str, codes: int, *, rebuild: bool, prefix: str = "si_bench_analyst") -> str:
     """The benchmark warehouse's URL; built under a temporary name and renamed, so a complete one is reused."""
-    name = f"si_bench_analyst_{codes}"
+    name = f"{prefix}_{codes}"
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
@@ -167,12 +173,30 @@ def build(url: str, codes: int) -> None:
             started = time.perf_counter()
             with engine.begin() as conn:
                 conn.exec_driver_sql("SET LOCAL work_mem = '256MB'")
+                publication_days(conn)
                 count = conn.execute(sa.text(statement.format(**params))).rowcount
             print(f"built {count:,} rows in {time.perf_counter() - started:.0f} s", flush=True)
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("VACUUM (ANALYZE) us_short_interest, hk_short_interest, short_interest_newest")
     finally:
         engine.dispose()
+
+
+def publication_days(conn: sa.Connection) -> None:
+    """A temporary table of each built report date's publication day, as the loader sets published_on."""
+    us = [date(US_FIRST.year + m // 12, m % 12 + 1, 15) for m in range(US_MONTHS)]
+    us += [date(d.year, d.month, calendar.monthrange(d.year, d.month)[1]) for d in us]
+    hk = [NEWEST_HK - timedelta(days=7 * week) for week in range(HK_WEEKS)]
+    rows = [("US", day, published_on(Market.US, day)) for day in us]
+    rows += [("HK", day, published_on(Market.HK, day)) for day in hk]
+    conn.exec_driver_sql(
+        "CREATE TEMPORARY TABLE bench_publication_days (market VARCHAR(2), trade_date DATE, published_on DATE, "
+        "PRIMARY KEY (market, trade_date)) ON COMMIT DROP"
+    )
+    conn.execute(
+        sa.text("INSERT INTO bench_publication_days VALUES (:market, :day, :published)"),
+        [{"market": m, "day": d, "published": p} for m, d, p in rows],
+    )
 
 
 @dataclass(frozen=True)
@@ -231,6 +255,32 @@ def execution_ms(driver: Any, sql: str, params: dict[str, Any]) -> float:
     if found is None:
         raise RuntimeError(f"EXPLAIN ANALYZE reported no execution time for {sql!r}")
     return float(found.group(1))
+
+
+def time_queries(
+    driver: Any, named: dict[str, tuple[str, dict[str, Any]]], repeat: int
+) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Each query's figures (see Timing) and its plan, by name, printed as they come."""
+    figures: dict[str, dict[str, Any]] = {}
+    plans: dict[str, str] = {}
+    for name, (sql, params) in named.items():
+        t = time_query(driver, sql, params, repeat)
+        cpu = None if t.cpu_ms is None else round(t.cpu_ms, 2)
+        figures[name] = {
+            "median_ms": round(t.median_ms, 2),
+            "best_ms": round(t.best_ms, 2),
+            "cpu_ms": cpu,
+            "server_median_ms": round(t.server_median_ms, 2),
+            "server_best_ms": round(t.server_best_ms, 2),
+            "rows": t.rows,
+        }
+        plans[name] = plan(driver, sql, params)
+        print(
+            f"{name:<18} {t.median_ms:8.2f} ms (best {t.best_ms:.2f}, CPU {cpu}; "
+            f"server {t.server_median_ms:.2f}, best {t.server_best_ms:.2f})  {t.rows:>6} rows",
+            flush=True,
+        )
+    return figures, plans
 
 
 def plan(driver: Any, sql: str, params: dict[str, Any]) -> str:
@@ -347,22 +397,8 @@ def measure(url: str, codes: int, repeat: int, *, reference: bool) -> dict[str, 
             report["rows"] = conn.execute(sa.text("SELECT count(*) FROM short_interest")).scalar_one()
             report["codes"] = conn.execute(sa.text("SELECT count(*) FROM short_interest_newest")).scalar_one()
             driver = conn.connection.driver_connection
-            for name, (sql, params) in queries("short_interest_latest", "short_interest_changes", codes).items():
-                t = time_query(driver, sql, params, repeat)
-                cpu = None if t.cpu_ms is None else round(t.cpu_ms, 2)
-                report["queries"][name] = {
-                    "median_ms": round(t.median_ms, 2),
-                    "best_ms": round(t.best_ms, 2),
-                    "cpu_ms": cpu,
-                    "server_median_ms": round(t.server_median_ms, 2),
-                    "server_best_ms": round(t.server_best_ms, 2),
-                    "rows": t.rows,
-                }
-                report["plans"][name] = plan(driver, sql, params)
-                print(
-                    f"{name:<16} {t.median_ms:8.2f} ms (best {t.best_ms:.2f}, CPU {cpu}; "
-                    f"server {t.server_median_ms:.2f}, best {t.server_best_ms:.2f})  {t.rows:>6} rows"
-                )
+            measured = queries("short_interest_latest", "short_interest_changes", codes)
+            report["queries"], report["plans"] = time_queries(driver, measured, repeat)
             if reference:
                 first = queries(f"({_FIRST_LATEST})", f"({_FIRST_CHANGES})", codes)
                 for name in ("latest", "movers_up_us", "one_code_us"):

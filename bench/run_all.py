@@ -224,6 +224,33 @@ def _page_parts(pages: dict) -> str:
     return f"; of a page, this client's CPU up to {cpu:.1f} ms, the triggers in the server up to {triggers:.2f} ms"
 
 
+def _as_of_queries(r: dict) -> list[Figure]:
+    worst, targets, ratios = r["worst_ms"], r["targets_ms"], r["ratio_to_target"]
+    figures = [
+        Figure(
+            f"{label}, {r['rows']:,} rows, {r['history_rows']:,} versions in history",
+            f"{worst[name]:.1f} ms (median of {r['repeat']}, slowest of its cases; {ratios[name]:.2f} x the target; "
+            f"load average {r['load_average'][0]:.1f})",
+            f"<= {targets[name]:.0f} ms",
+            worst[name] <= targets[name],
+        )
+        for name, label in (
+            ("cross_section", "every code's newest report as known at a moment (past, now)"),
+            ("one_code", "one code's history as known at a moment, slowest of US/HK x past/now"),
+            ("page_write_p50", "50-row page write with 3 rows revised, p50"),
+        )
+    ]
+    return [
+        *figures,
+        Figure(
+            "history rows written by a page that revises nothing",
+            str(r["unchanged_history_rows"]),
+            "0",
+            r["unchanged_history_rows"] == 0,
+        ),
+    ]
+
+
 def _analyst_query_plans(r: dict) -> str:
     sections = [f"### `{name}`\n\n```\n{plan}\n```" for name, plan in r["plans"].items()]
     return "## Analyst query plans (EXPLAIN ANALYZE)\n\n" + "\n\n".join(sections) + "\n"
@@ -244,6 +271,7 @@ BENCHMARKS: dict[str, tuple[str, str, Callable[[dict], list[Figure]]]] = {
     "dagster_overhead": ("dagster_overhead.py", "dagster_overhead.json", _dagster_overhead),
     "export_memory": ("export_memory.py", "export_memory.json", _export_memory),
     "analyst_queries": ("analyst_queries.py", "analyst_queries.json", _analyst_queries),
+    "as_of_queries": ("as_of_queries.py", "as_of_queries.json", _as_of_queries),
 }
 
 

@@ -11,8 +11,8 @@ announcements, lunar and one-off closures included; nothing here keeps a holiday
   trading day before it, after the close.
 
 The simulated gateway serves a report only from its publication day on, the schedules launch US
-refreshes only after a publication, and the freshness check expects every report published more
-than a week ago.
+refreshes only after a publication, the freshness check expects every report published more
+than a week ago, and the warehouse stores each report's publication day (`published_on`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ HK_PUBLICATION_LAG = timedelta(days=7)  # the SFC publishes a week after the pos
 FRIDAY = 4
 
 # The span the calendars are built over: the oldest history any code has, to a decade ahead.
-CALENDAR_START = date(2005, 1, 1)
+CALENDAR_START = date(1995, 1, 1)
 CALENDAR_END = date(2045, 12, 31)
 
 _EXCHANGE = {Market.US: "XNYS", Market.HK: "XHKG"}
@@ -101,6 +101,18 @@ def publication_day(market: Market, report: date) -> date:
         return trading_days(Market.US).after(report, US_PUBLICATION_LAG)
     friday = report + timedelta(days=(FRIDAY - report.weekday()) % 7)
     return trading_days(Market.HK).on_or_before(friday + HK_PUBLICATION_LAG)
+
+
+def published_on(market: Market, trade_date: date) -> date:
+    """The publication day of a stored report of any trade date, as the warehouse records it.
+
+    A position date that is not a trading day counts from the trading day before it, as the sources move a
+    settlement date that falls on a closed day back to the last trading day; for a trading day this is
+    `publication_day`.
+    """
+    if market is Market.US:
+        return publication_day(market, trading_days(market).on_or_before(trade_date))
+    return publication_day(market, trade_date)
 
 
 def published_reports(market: Market, start: date, as_of: date) -> list[date]:

@@ -57,7 +57,7 @@ def resources(gateway: GatewayProcess, database_url: str, rate: RateLimit = FAST
 def stored_rows(database_url: str, market: Market, code: str) -> list[tuple[Any, ...]]:
     """The code's rows as the warehouse holds them, newest first, in the shape of the gateway's records."""
     table = table_for(market)
-    value_columns = [c for c in table.columns if c.name not in ("first_loaded_at", "updated_at")]
+    value_columns = [c for c in table.columns if c.name not in ("first_loaded_at", "updated_at", "published_on")]
     engine = create_engine_for(database_url)
     try:
         with engine.connect() as conn:

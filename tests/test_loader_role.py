@@ -43,6 +43,10 @@ FORBIDDEN = (
     "DELETE FROM crawl_state",
     "UPDATE short_interest_newest SET close_price = 0",
     "UPDATE alembic_version SET version_num = 'x'",
+    # The versions a row held are written by the data tables' triggers alone, and can be neither changed nor faked.
+    "UPDATE us_short_interest_history SET close_price = 0",
+    "DELETE FROM hk_short_interest_history",
+    "INSERT INTO hk_short_interest_history SELECT * FROM hk_short_interest_history",
 )
 
 

@@ -19,6 +19,8 @@ from alembic import command
 
 from pipelines.warehouse import upgrade, upsert_batch, upsert_rows
 from pipelines.warehouse.migrate import alembic_config
+from pipelines.warehouse.schema import KEY_COLUMNS, table_for, value_columns
+from proto_client.records import ShortInterestRow
 from tests.test_warehouse_upsert import FIRST_DAY, hk_row, us_row
 
 REFERENCE: dict[str, str] = {
@@ -209,6 +211,15 @@ def test_a_writer_without_rights_on_the_newest_dates_still_keeps_them(pg_engine:
     assert_views_match_reference(pg_engine)
 
 
+def insert_as_before_0007(engine: sa.Engine, row: ShortInterestRow) -> None:
+    """A row written as a loader of a revision before published_on did (the upsert of today sets it)."""
+    table = table_for(row.market)
+    fields = {"source_timestamp": row.timestamp}
+    values = {name: fields.get(name, getattr(row, name, None)) for name in (*KEY_COLUMNS, *value_columns(table))}
+    with engine.begin() as conn:
+        conn.execute(sa.insert(table).values(values))
+
+
 def _migrate(engine: sa.Engine, target: str, *, down: bool) -> None:
     with engine.connect() as conn:
         config = alembic_config()
@@ -226,8 +237,8 @@ def test_downgrade_restores_the_window_views_and_upgrade_fills_the_newest_dates(
             definition = rows_of(conn, f"SELECT * FROM {view}")
             assert definition == rows_of(conn, reference), view
     # Written while the triggers are gone, then picked up when the newest dates are filled anew.
-    upsert_batch(history, [us_row("US.AAPL", FIRST_DAY + 60 * WEEK)])
-    upsert_batch(history, [hk_row("HK.00001")])
+    insert_as_before_0007(history, us_row("US.AAPL", FIRST_DAY + 60 * WEEK))
+    insert_as_before_0007(history, hk_row("HK.00001"))
     upgrade(history)
     assert_views_match_reference(history)
 
@@ -235,8 +246,8 @@ def test_downgrade_restores_the_window_views_and_upgrade_fills_the_newest_dates(
 def test_downgrade_to_the_unbounded_lookup_keeps_the_views_exact(history: sa.Engine) -> None:
     _migrate(history, BEFORE_BOUNDED_LOOKUP, down=True)
     assert_views_match_reference(history)
-    upsert_batch(history, [us_row("US.GAPS", FIRST_DAY + timedelta(days=5_000))])
-    upsert_batch(history, [hk_row("HK.00700", FIRST_DAY + 100 * WEEK, aggregated_short=3)])
+    insert_as_before_0007(history, us_row("US.GAPS", FIRST_DAY + timedelta(days=5_000)))
+    insert_as_before_0007(history, hk_row("HK.00700", FIRST_DAY + 100 * WEEK, aggregated_short=3))
     with history.begin() as conn:
         conn.execute(sa.text("UPDATE us_short_interest SET shares_short = 11 WHERE code = 'US.GAPS'"))
     assert_views_match_reference(history)

@@ -1,7 +1,7 @@
 """A least-privilege role for the services and loads, so that a bug or a leaked URL cannot drop or empty tables.
 
 Revision ID: 0009_loader_role
-Revises: 0006_plan_trigger_statements
+Revises: 0007_point_in_time
 
 `shortinterest_loader` (NOLOGIN; logins are made its members) may read every table and view and write what
 loading writes, nothing more:
@@ -16,7 +16,8 @@ loading writes, nothing more:
 
 It gets no DELETE on the data or the crawl state, no TRUNCATE, and cannot CREATE, ALTER or DROP: only the owner,
 which runs the migrations, can. Writes to `short_interest_newest` happen in its triggers, which run as the table's
-owner (revision 0003), so the loader is granted nothing there. Advisory locks need no privilege.
+owner (revision 0003), and so do writes to the history tables (revision 0007): the loader is granted
+nothing there. Advisory locks need no privilege.
 
 Tables later revisions create inherit the rule through default privileges of the migrating role: SELECT,
 INSERT and UPDATE for the loader, SELECT for the reader. A revision whose table the loader must not write
@@ -33,14 +34,15 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0009_loader_role"
-down_revision = "0006_plan_trigger_statements"
+down_revision = "0007_point_in_time"
 branch_labels = None
 depends_on = None
 
 LOADER_ROLE = "shortinterest_loader"
 READER_ROLE = "shortinterest_reader"
-# Tables loading never writes: Alembic's own, and the one kept by triggers running as its owner.
-NOT_WRITTEN = ("alembic_version", "short_interest_newest")
+# Tables loading never writes: Alembic's own, and those kept by triggers running as their owner (the newest
+# report per code, revision 0003; every version a row held, revision 0007).
+NOT_WRITTEN = ("alembic_version", "short_interest_newest", "us_short_interest_history", "hk_short_interest_history")
 # Tables loading deletes rows from: the limiter prunes old slots and gives late ones back.
 DELETED_FROM = ("rate_limit_reservations",)
 

@@ -4,7 +4,8 @@ Everything that can be refused is refused before the first query: malformed code
 output path that cannot be written. Rows stream from a server-side cursor into the writer chunk by chunk, so
 memory stays flat however many rows there are. A file appears only when the export completed: rows go to a
 temporary file beside it that replaces it at the end. Requested codes with no stored rows are named in a
-warning; when nothing at all matched, no file is written and the exit status is 1.
+warning; when nothing at all matched, no file is written and the exit status is 1. With `--as-of`, the rows
+are the warehouse as it was known then (pipelines/warehouse/as_of.py), with three more columns.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import IO
 
@@ -27,6 +28,7 @@ from pipelines.config import ConfigError, Settings
 from pipelines.crawl.watchlist import normalize_entry
 from pipelines.failures import fail, first_line
 from pipelines.warehouse import WarehouseError, create_engine_for, mask_url
+from pipelines.warehouse.as_of import AsOfError, as_of_moment
 from pipelines.warehouse.read import iter_short_interest_frames
 from proto_client.errors import InvalidCodeError
 
@@ -45,6 +47,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--since", type=trade_date, metavar="DATE", help="first trade date to export, YYYY-MM-DD")
     parser.add_argument("--until", type=trade_date, metavar="DATE", help="last trade date to export, YYYY-MM-DD")
+    parser.add_argument(
+        "--as-of",
+        type=_as_of,
+        metavar="DATE|TIMESTAMP",
+        help="the warehouse as known then: reports published by then, with the values held then (a date means "
+        "its end in UTC; a timestamp without a zone is UTC)",
+    )
     parser.add_argument("--format", choices=FORMATS, required=True, help="csv, parquet or json (an array of rows)")
     parser.add_argument(
         "-o", "--output", type=Path, metavar="FILE", help="write here (default stdout; parquet needs it)"
@@ -67,14 +76,15 @@ def run(args: argparse.Namespace) -> int:
         with _destination(args.output) as (stream, path):
             writer = _writer(args.format, stream, path)
             rows, found = 0, set[str]()
-            chunks = iter_short_interest_frames(engine, codes or None, args.since, args.until)
+            chunks = iter_short_interest_frames(engine, codes or None, args.since, args.until, as_of=args.as_of)
             for chunk in chunks:
                 writer.write(chunk)
                 rows += len(chunk)
                 found.update(chunk["code"].unique())
             writer.close()
             if rows == 0:
-                raise ExportError(f"nothing matched {_request(codes, args.since, args.until)} in the warehouse")
+                request = _request(codes, args.since, args.until) + (f" as of {args.as_of}" if args.as_of else "")
+                raise ExportError(f"nothing matched {request} in the warehouse")
     except ExportError as exc:
         return fail(COMMAND, str(exc), EXIT_NOTHING)
     except BrokenPipeError:
@@ -93,6 +103,13 @@ def run(args: argparse.Namespace) -> int:
     if args.output is not None:
         print(f"exported {rows} rows to {args.output}", file=sys.stderr)
     return 0
+
+
+def _as_of(text: str) -> datetime:
+    try:
+        return as_of_moment(text)
+    except AsOfError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _checked_codes(codes: list[str]) -> list[str]:

@@ -24,8 +24,15 @@ class ChunkWriter(Protocol):
     def close(self) -> None: ...
 
 
+# Date columns of an export: trade_date always, published_on in an as-of export.
+_DATES = ("trade_date", "published_on")
+_MOMENTS = ("version_recorded_at",)
+
+
 def _dates_as_text(chunk: pd.DataFrame) -> pd.DataFrame:
-    return chunk.assign(trade_date=chunk["trade_date"].dt.strftime("%Y-%m-%d"))
+    dates = {c: chunk[c].dt.strftime("%Y-%m-%d") for c in _DATES if c in chunk}
+    moments = {c: chunk[c].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ") for c in _MOMENTS if c in chunk}
+    return chunk.assign(**dates, **moments)
 
 
 class CsvWriter:
@@ -72,7 +79,7 @@ class ParquetWriter:
     def write(self, chunk: pd.DataFrame) -> None:
         table = pa.Table.from_pandas(chunk, preserve_index=False)
         if self._writer is None or self._schema is None:
-            fields = [pa.field("trade_date", pa.date32()) if f.name == "trade_date" else f for f in table.schema]
+            fields = [pa.field(f.name, pa.date32()) if f.name in _DATES else f for f in table.schema]
             self._schema = pa.schema(fields, metadata=table.schema.metadata)  # pandas' dtypes, for reading back
             self._writer = pq.ParquetWriter(self._path, self._schema)
         self._writer.write_table(table.cast(self._schema))

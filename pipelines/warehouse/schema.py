@@ -16,7 +16,7 @@ from proto_client.security import Market
 READER_ROLE = "shortinterest_reader"
 # The services' and loads' role: reads everything, writes what loading writes, no DDL (migration 0009).
 LOADER_ROLE = "shortinterest_loader"
-VIEW_NAMES = ("short_interest", "short_interest_latest", "short_interest_changes")
+VIEW_NAMES = ("short_interest", "short_interest_latest", "short_interest_changes", "short_interest_revisions")
 
 metadata = sa.MetaData()
 
@@ -60,6 +60,16 @@ def _audit_columns() -> list[sa.Column[Any]]:
             comment="When a value of this row last changed (UTC); a re-load of identical data leaves it alone.",
         ),
     ]
+
+
+def _published_on_column(market: Market) -> sa.Column[Any]:
+    comment = {
+        Market.US: "Day FINRA published this report: 7 NYSE trading days after the settlement date (one that is "
+        "not a trading day counts from the trading day before it). Set by the loader from proto_client.publication.",
+        Market.HK: "Day the SFC published this report: the Friday a week after the position date's week, or the "
+        "last HKEX trading day before it. Set by the loader from proto_client.publication.",
+    }
+    return sa.Column("published_on", sa.Date(), comment=comment[market])
 
 
 def _code_column(market: Market) -> sa.Column[str]:
@@ -110,6 +120,7 @@ us_short_interest = sa.Table(
         comment="Closing price of the previous trading day, in the security's currency (USD).",
     ),
     *_audit_columns(),
+    _published_on_column(Market.US),
     sa.PrimaryKeyConstraint("code", "trade_date", name="pk_us_short_interest"),
     sa.CheckConstraint("code LIKE 'US.%'", name="ck_us_short_interest_code_market"),
     sa.CheckConstraint("shares_short >= 0", name="ck_us_short_interest_shares_short_nonneg"),
@@ -139,6 +150,7 @@ hk_short_interest = sa.Table(
         comment="Closing price of the previous trading day, in the security's currency (HKD).",
     ),
     *_audit_columns(),
+    _published_on_column(Market.HK),
     sa.PrimaryKeyConstraint("code", "trade_date", name="pk_hk_short_interest"),
     sa.CheckConstraint("code LIKE 'HK.%'", name="ck_hk_short_interest_code_market"),
     sa.CheckConstraint("aggregated_short >= 0", name="ck_hk_short_interest_aggregated_short_nonneg"),
@@ -187,18 +199,72 @@ short_interest_newest = sa.Table(
     "short-interest tables.",
 )
 
+
+def _history_table(data: sa.Table) -> sa.Table:
+    """Every earlier version of `data`'s rows, kept by triggers (migration 0007): its columns but updated_at,
+    with the interval the warehouse held the version."""
+    copied = [c for c in data.columns if c.name != "updated_at"]
+    return sa.Table(
+        f"{data.name}_history",
+        metadata,
+        sa.Column(
+            "version_id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            primary_key=True,
+            autoincrement=True,
+            comment="Order in which versions were recorded.",
+        ),
+        *(sa.Column(c.name, c.type, nullable=c.nullable, comment=c.comment) for c in copied),
+        sa.Column(
+            "recorded_at",
+            UtcDateTime(),
+            nullable=False,
+            comment="When the warehouse began to hold this version (the row's updated_at then, UTC).",
+        ),
+        sa.Column(
+            "superseded_at",
+            UtcDateTime(),
+            nullable=False,
+            comment="When this version stopped being current: replaced by an update, or removed (UTC).",
+        ),
+        sa.Column(
+            "deleted",
+            sa.Boolean(),
+            nullable=False,
+            comment="True when the row was removed (DELETE, TRUNCATE, or its code or trade_date changed) rather "
+            "than replaced by new values.",
+        ),
+        sa.PrimaryKeyConstraint("version_id", name=f"pk_{data.name}_history"),
+        sa.Index(f"ix_{data.name}_history_key", "code", "trade_date", "recorded_at"),
+        comment=f"Every earlier version of a {data.name} row, written by triggers whenever a value or the key "
+        f"changes or the row is deleted; the current version is the row in {data.name}.",
+    )
+
+
+us_short_interest_history = _history_table(us_short_interest)
+hk_short_interest_history = _history_table(hk_short_interest)
+
 DATA_TABLES: dict[Market, sa.Table] = {Market.US: us_short_interest, Market.HK: hk_short_interest}
+HISTORY_TABLES: dict[Market, sa.Table] = {Market.US: us_short_interest_history, Market.HK: hk_short_interest_history}
 KEY_COLUMNS = ("code", "trade_date")
 # The columns each market's table holds the analyst views' short_shares and short_percent in.
 SHARES_COLUMN: dict[Market, str] = {Market.US: "shares_short", Market.HK: "aggregated_short"}
 PERCENT_COLUMN: dict[Market, str] = {Market.US: "short_percent", Market.HK: "aggregated_short_ratio"}
 AUDIT_COLUMNS = ("first_loaded_at", "updated_at")
+# The day the source published the report: set once, on insert, from the publication calendar; not a value.
+PUBLISHED_ON = "published_on"
 
 
 def table_for(market: Market) -> sa.Table:
     return DATA_TABLES[market]
 
 
+def history_for(market: Market) -> sa.Table:
+    return HISTORY_TABLES[market]
+
+
 def value_columns(table: sa.Table) -> tuple[str, ...]:
-    """Columns whose change counts as a revision of the row: everything but the key and the audit stamps."""
-    return tuple(c.name for c in table.columns if c.name not in KEY_COLUMNS and c.name not in AUDIT_COLUMNS)
+    """Columns whose change counts as a revision of the row: everything but the key, the audit stamps and the
+    publication day."""
+    skipped = {*KEY_COLUMNS, *AUDIT_COLUMNS, PUBLISHED_ON}
+    return tuple(c.name for c in table.columns if c.name not in skipped)

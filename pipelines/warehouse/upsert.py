@@ -7,7 +7,8 @@ neither written nor locked, so a re-load leaves `updated_at` alone. Of the rows 
 says which were inserted (`xmax = 0`, exact under concurrent writers); on SQLite the page's stored keys
 are read first, in the same transaction, which the engine begins IMMEDIATE: no other writer can come
 in between. Rows are written in key order, the lock order, so concurrent writers of one code queue
-instead of deadlocking.
+instead of deadlocking. A new row gets its publication day (`published_on`) from the calendar the schedules
+use; it is neither compared nor rewritten on conflict, so it never makes a revision.
 """
 
 from __future__ import annotations
@@ -20,8 +21,17 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from pipelines.warehouse.schema import AUDIT_COLUMNS, DATA_TABLES, KEY_COLUMNS, UtcDateTime, table_for, value_columns
+from pipelines.warehouse.schema import (
+    AUDIT_COLUMNS,
+    DATA_TABLES,
+    KEY_COLUMNS,
+    PUBLISHED_ON,
+    UtcDateTime,
+    table_for,
+    value_columns,
+)
 from pipelines.warehouse.validation import checked_batch
+from proto_client.publication import published_on
 from proto_client.records import ShortInterestRow
 
 # Table column -> attribute of the row dataclass, where the names differ.
@@ -62,12 +72,17 @@ def upsert_rows(conn: sa.Connection, rows: Sequence[ShortInterestRow]) -> Upsert
     table = table_for(market)
     names = (*KEY_COLUMNS, *value_columns(table))
     fields = [_ATTRIBUTE_OF.get(name, name) for name in names]
+    published = [published_on(market, row.trade_date) for row in ordered]
     if conn.dialect.name == "postgresql":
         columns = {name: [getattr(row, field) for row in ordered] for name, field in zip(names, fields, strict=True)}
+        columns[PUBLISHED_ON] = published
         written = conn.execute(_POSTGRES_UPSERTS[table.name], columns).all()
         inserted = sum(1 for row in written if row.inserted)
     else:
-        records = [{name: getattr(row, field) for name, field in zip(names, fields, strict=True)} for row in ordered]
+        records = [
+            {**{name: getattr(row, field) for name, field in zip(names, fields, strict=True)}, PUBLISHED_ON: day}
+            for row, day in zip(ordered, published, strict=True)
+        ]
         stored = _stored_keys(conn, table, ordered)
         written = conn.execute(_upsert_statement(table, on_postgres=False), records).all()
         inserted = sum(1 for row in written if (row.code, row.trade_date) not in stored)
@@ -90,7 +105,7 @@ def _upsert_statement(table: sa.Table, on_postgres: bool) -> sa.Insert:
     values = value_columns(table)
     source: postgresql.Insert | sqlite.Insert
     if on_postgres:
-        names = (*KEY_COLUMNS, *values)
+        names = (*KEY_COLUMNS, *values, PUBLISHED_ON)
         arrays = (sa.bindparam(name, type_=postgresql.ARRAY(table.c[name].type)) for name in names)
         page = sa.func.unnest(*arrays).table_valued(*names).render_derived(name="page")
         now: sa.ColumnElement[Any] = sa.func.current_timestamp()

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, timedelta
 from operator import attrgetter
 
 from pipelines.warehouse.errors import InvalidRowError
 from proto_client.errors import InvalidCodeError
+from proto_client.publication import CALENDAR_END, CALENDAR_START
 from proto_client.records import HkShortInterestRow, ShortInterestRow, UsShortInterestRow, trade_date_of
 from proto_client.security import Market, parse_code
 
@@ -28,6 +29,8 @@ FLOAT_FIELDS: dict[Market, tuple[str, ...]] = {
     Market.HK: ("aggregated_short_ratio", "close_price", "last_close_price"),
 }
 _ROW_TYPES = (UsShortInterestRow, HkShortInterestRow)
+# The newest trade date whose publication day the calendars reach (a report is out within three weeks).
+PUBLISHED_BY = CALENDAR_END - timedelta(days=31)
 
 
 def checked_batch(rows: Sequence[ShortInterestRow]) -> tuple[Market, list[ShortInterestRow]]:
@@ -82,6 +85,11 @@ def check_row(row: ShortInterestRow, market: Market) -> None:
         )
     if day is None:
         raise InvalidRowError(code, None, f"trade_date = {trade_date!r} is not a date")
+    if not CALENDAR_START <= day <= PUBLISHED_BY:
+        # Its publication day (published_on) would be outside the trading calendars.
+        raise InvalidRowError(
+            code, day, f"trade_date is outside the publication calendar's span {CALENDAR_START} to {PUBLISHED_BY}"
+        )
     if type(timestamp) is not int:
         raise InvalidRowError(code, day, f"timestamp = {timestamp!r} is not an integer")
     try:
