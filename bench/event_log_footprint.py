@@ -7,8 +7,9 @@ updates), two refreshes are measured: one over a quarter of the codes and one ov
 every table and index of the Dagster database (all event types: runs, planned and recorded materializations,
 logs, checks, the report) between them splits into a part per code and a fixed part per refresh, which is
 extrapolated to 10,000 codes and to a year of weekly refreshes. Dead row versions are vacuumed before each
-reading, as autovacuum would between weekly refreshes. Targets: one code's materialization <= 1.5 KB and the
-report <= 150 KB serialized as Dagster stores them; a 10,000-code refresh <= 25 MB.
+reading, as autovacuum would between weekly refreshes, and a table that shrank counts as not grown. Targets:
+one code's materialization <= 1.5 KB and the report <= 150 KB serialized as Dagster stores them; a 10,000-code
+refresh <= 25 MB.
 
     .venv/bin/python bench/event_log_footprint.py [--codes 200]
 """
@@ -78,17 +79,26 @@ def _postgres_instance(dagster_url: str, scratch: Path) -> Iterator[dg.DagsterIn
         yield instance
 
 
-def _storage_bytes(engine: sa.Engine) -> int:
-    """Every table of the Dagster database with its indexes and TOAST, after vacuuming dead row versions."""
+def _relation_bytes(engine: sa.Engine) -> dict[str, int]:
+    """Every table and index of the Dagster database, after vacuuming dead row versions (as autovacuum would)."""
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(sa.text("VACUUM"))
-        total = conn.execute(
+        rows = conn.execute(
             sa.text(
-                "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
-                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND n.nspname = 'public'"
+                "SELECT c.relname, "
+                "pg_relation_size(c.oid) + COALESCE(pg_total_relation_size(NULLIF(c.reltoastrelid, 0)), 0) "
+                "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE c.relkind IN ('r', 'i') AND n.nspname = 'public'"
             )
-        ).scalar_one()
-    return int(total)
+        ).all()
+    return {str(name): int(size) for name, size in rows}
+
+
+def _growth(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    """What grew, largest first. A relation that shrank (VACUUM truncating pages an earlier refresh freed) counts
+    as zero, not as a saving: the refresh did not make it smaller, so the figures err on the large side."""
+    grown = {name: size - before.get(name, 0) for name, size in after.items()}
+    return {name: size for name, size in sorted(grown.items(), key=lambda kv: -kv[1]) if size > 0}
 
 
 def _refresh(instance: dg.DagsterInstance, settings: Settings, by_market: dict[Market, list[str]]) -> dict[str, str]:
@@ -163,11 +173,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
                 sync_partitions(instance, lambda market: split(codes)[market])
                 print("warm-up refresh (not measured) ...", flush=True)
                 _refresh(instance, settings, split(codes))
-                before = _storage_bytes(dagster_engine)
+                before = _relation_bytes(dagster_engine)
                 _refresh(instance, settings, split(small))
-                middle = _storage_bytes(dagster_engine)
+                middle = _relation_bytes(dagster_engine)
                 runs = _refresh(instance, settings, split(codes))
-                after = _storage_bytes(dagster_engine)
+                after = _relation_bytes(dagster_engine)
                 materialization = _largest_materialization(instance, runs["US"], asset_key_for(Market.US))
                 materialization = max(
                     materialization, _largest_materialization(instance, runs["HK"], asset_key_for(Market.HK))
@@ -178,7 +188,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
             dagster_engine.dispose()
             gateway.stop()
 
-    small_growth, large_growth = middle - before, after - middle
+    small_growth = sum(_growth(before, middle).values())
+    large_growth = sum(_growth(middle, after).values())
     per_code = (large_growth - small_growth) / (len(codes) - len(small))
     fixed = max(0.0, large_growth - per_code * len(codes))
     refresh_10k = fixed + per_code * EXTRAPOLATED_CODES
@@ -189,6 +200,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
         "materialization_bytes": materialization,
         "report_bytes": report,
         "refresh_growth_bytes": {"small": small_growth, "large": large_growth},
+        "large_refresh_growth_by_relation": _growth(middle, after),
         "large_refresh_events_by_type": by_type,
         "bytes_per_code": per_code,
         "fixed_bytes_per_refresh": fixed,

@@ -3,7 +3,8 @@ alerts reach an HTTP receiver and an SMTP server (aiosmtpd) on the loopback, or 
 
 Covered: a run that failed for good after its run retry alerts once (not at the first attempt); a freshness check
 that fails alerts once, not again while it fails the same way, and once more when it recovers; an alert that
-cannot be delivered (webhook answering 500, SMTP server down) is retried, logged and fails nothing.
+cannot be delivered (webhook answering 500, SMTP server down) is retried, logged and fails nothing; a sensor
+whose tick fails alerts once, naming the error its code raised.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from pipelines.crawl.crawler import open_crawler
 from pipelines.orchestration.alerts.check_states import SENSOR_NAME as CHECK_SENSOR
 from pipelines.orchestration.alerts.delivery import ATTEMPTS
 from pipelines.orchestration.alerts.run_failures import SENSOR_NAME as RUN_SENSOR
+from pipelines.orchestration.alerts.tick_failures import SENSOR_NAME as TICK_SENSOR
 from pipelines.orchestration.assets import short_interest_asset
 from pipelines.orchestration.jobs import asset_key_for, refresh_job_name
 from pipelines.orchestration.partitions import partition_name
@@ -324,3 +326,17 @@ def test_an_undeliverable_alert_is_retried_logged_and_fails_nothing(
     assert all(t.status is not TickStatus.FAILURE for t in ticks), [t.error for t in ticks if t.error]
     for secret in (WEBHOOK_SECRET, SMTP_PASSWORD):
         assert secret not in logs and not any(secret in r for r in records)
+
+
+def test_a_sensor_whose_tick_fails_alerts_once_naming_it_and_the_error(
+    tmp_path: Path, postgres_url: str, gateway_factory: Callable[..., GatewayProcess], receiver: Receiver
+) -> None:
+    gateway = gateway_factory("--rate", "off")
+    alert_env = {"SHORTINTEREST_ALERT_WEBHOOK_URL": receiver.url}
+    # An invalid watchlist fails every tick of watchlist_partitions (the first comes as the daemon starts).
+    with start_alerting(tmp_path, postgres_url, gateway, alert_env, ["US.AAPL", "XX.BAD"]) as alerting:
+        alerting.wait(lambda: "tick_failed" in kinds(receiver), "the failing tick's alert")
+        alerting.wait_for_ticks(TICK_SENSOR, 2)
+    (post,) = [p for p in receiver.posts if p["kind"] == "tick_failed"]
+    assert "sensor watchlist_partitions failed its tick" in post["text"] and "XX.BAD" in post["text"]
+    assert post["link"] == f"{UI_URL}/automation"

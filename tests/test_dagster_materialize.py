@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from pipelines.config import RateLimit, Settings
 from pipelines.orchestration.assets import short_interest_asset
 from pipelines.orchestration.jobs import refresh_job, refresh_job_name
-from pipelines.orchestration.metadata import LoadSummary, read_summary
+from pipelines.orchestration.metadata import LoadSummary, SummaryFormatError, read_summary
 from pipelines.orchestration.partitions import partition_name
 from pipelines.orchestration.resources import (
     GatewayResource,
@@ -265,3 +265,19 @@ def test_malformed_setting_fails_naming_the_variable(postgres_url: str, instance
     assert "no HK code was loaded: OPEND_RATE_LIMIT: rate limit 0/30: both numbers must be positive" in (
         step_failure_text(result)
     )
+
+
+@pytest.mark.parametrize(
+    "summary",
+    [
+        LoadSummary(12, 1, 49, 327, "2026-04-15", 2, 0.4, "incremental", "10.0.0.5:11111"),
+        LoadSummary(327, 0, 0, None, "none", 7, 12.5, "full", ""),
+        LoadSummary(0, 0, 50, 5000, "2026-04-15", 1, 0.0, "resumed", "[::1]:11111"),
+    ],
+)
+def test_a_load_summary_reads_back_as_written(summary: LoadSummary) -> None:
+    line = summary.line()
+    assert read_summary(line) == summary
+    assert len(line) <= 90  # Dagster stores it three times per code per week
+    with pytest.raises(SummaryFormatError):
+        read_summary(line.replace(" rows to ", " rows until "))

@@ -6,6 +6,7 @@ import json
 
 import dagster as dg
 from dagster._core.scheduler.instigation import TickStatus
+from dagster._utils.error import SerializableErrorInfo
 
 from pipelines.config import AlertSettings
 from pipelines.orchestration.alerts.delivery import deliver
@@ -14,6 +15,16 @@ from pipelines.orchestration.alerts.message import Alert, AlertKind
 
 SENSOR_NAME = "alert_on_tick_failures"
 _WORKED = (TickStatus.SUCCESS, TickStatus.SKIPPED)
+
+
+MAX_ERROR_CHARS = 1000
+
+
+def _root_message(error: SerializableErrorInfo) -> str:
+    """The error the tick's code raised, not Dagster's wrapper around it ("Error occurred during ...")."""
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()[:MAX_ERROR_CHARS]
 
 
 def tick_failure_sensor(settings: AlertSettings) -> dg.SensorDefinition:
@@ -34,7 +45,7 @@ def tick_failure_sensor(settings: AlertSettings) -> dg.SensorDefinition:
             kind = state.instigator_type.value.lower()
             if tick.status is TickStatus.FAILURE and name not in failing:
                 failing.append(name)
-                error = tick.error.message.strip().splitlines()[0] if tick.error else "no error recorded"
+                error = _root_message(tick.error) if tick.error else "no error recorded"
                 title = f"{kind} {name} failed its tick"
                 alerts.append(Alert(AlertKind.TICK_FAILED, title, error, link=automation_link(settings.ui_url)))
             elif tick.status in _WORKED and name in failing:
