@@ -34,6 +34,7 @@ from pipelines.orchestration.watchlist_sync import sync_partitions  # noqa: E402
 from pipelines.warehouse import upgrade  # noqa: E402
 from proto_client.security import Market, parse_code  # noqa: E402
 from proto_client.simulator.demo_data import demo_codes  # noqa: E402
+from tests.support.crawl import load_history  # noqa: E402
 from tests.support.gateway import start_gateway  # noqa: E402
 
 DEFAULT_OUTPUT = ROOT / "bench" / "results" / "dagster_overhead.json"
@@ -88,11 +89,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
             settings = Settings(
                 opend_host=gateway.host, opend_port=gateway.port, rate_limit=HIGH_LIMIT, database_url=database_url
             )
-            print(f"full load of {len(codes)} codes (setup, not measured) ...", flush=True)
-            with open_crawler(settings) as crawler:
-                failed = [r for r in crawler.crawl_codes(codes) if not r.ok]
-            if failed:
-                raise RuntimeError(f"setup load failed: {failed[:3]}")
+            load_history(settings, codes)
             home = Path(scratch) / "dagster_home"
             home.mkdir()
             with dg.DagsterInstance.local_temp(tempdir=str(home)) as instance:

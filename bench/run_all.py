@@ -160,6 +160,32 @@ def _dagster_overhead(r: dict) -> list[Figure]:
     ]
 
 
+def _event_log_footprint(r: dict) -> list[Figure]:
+    mib = 1024 * 1024
+    return [
+        Figure(
+            "one code's materialization, serialized",
+            f"{r['materialization_bytes']} bytes ({r['materialization_ratio_to_target']:.2f} x target)",
+            "<= 1.5 KB",
+            r["materialization_ratio_to_target"] <= 1,
+        ),
+        Figure(
+            "movers report materialization, serialized",
+            f"{r['report_bytes'] / 1024:.0f} KB ({r['report_ratio_to_target']:.2f} x target)",
+            "<= 150 KB",
+            r["report_ratio_to_target"] <= 1,
+        ),
+        Figure(
+            f"Dagster PostgreSQL growth, {r['extrapolated_codes']}-code weekly refresh "
+            f"(extrapolated from {r['codes']} codes)",
+            f"{r['refresh_bytes_10k_extrapolated'] / mib:.1f} MB ({r['refresh_ratio_to_target']:.2f} x target), "
+            f"{r['year_bytes_10k_extrapolated'] / 1024 / mib:.2f} GB a year",
+            "<= 25 MB",
+            r["refresh_ratio_to_target"] <= 1,
+        ),
+    ]
+
+
 def _export_memory(r: dict) -> list[Figure]:
     return [
         Figure(
@@ -269,6 +295,7 @@ BENCHMARKS: dict[str, tuple[str, str, Callable[[dict], list[Figure]]]] = {
     "client_latency": ("client_latency.py", "client_latency.json", _client_latency),
     "encryption_latency": ("encryption_latency.py", "encryption_latency.json", _encryption_latency),
     "dagster_overhead": ("dagster_overhead.py", "dagster_overhead.json", _dagster_overhead),
+    "event_log_footprint": ("event_log_footprint.py", "event_log_footprint.json", _event_log_footprint),
     "export_memory": ("export_memory.py", "export_memory.json", _export_memory),
     "analyst_queries": ("analyst_queries.py", "analyst_queries.json", _analyst_queries),
     "as_of_queries": ("as_of_queries.py", "as_of_queries.json", _as_of_queries),

@@ -10,13 +10,23 @@ OPEND_RSA_KEY_FILE          PEM RSA private key OpenD is configured with: encryp
 SHORTINTEREST_DATABASE_URL  SQLAlchemy URL of the warehouse (default sqlite:///.shortinterest/warehouse.db)
 SHORTINTEREST_WATCHLIST     path of the YAML watchlist (default: the packaged demo watchlist.yaml)
 SHORTINTEREST_OUTAGE_TIMEOUT  seconds a load waits for an unreachable gateway or warehouse before stopping (default 600)
+
+Alerts (pipelines/orchestration/alerts/; neither a webhook nor an e-mail address set means no alerting):
+SHORTINTEREST_ALERT_WEBHOOK_URL  incoming webhook (Slack, Mattermost, ...): a JSON POST whose `text` is the alert
+SHORTINTEREST_ALERT_EMAIL_TO     comma-separated addresses to e-mail alerts to (needs SHORTINTEREST_SMTP_HOST)
+SHORTINTEREST_ALERT_EMAIL_FROM   sender address (default: SHORTINTEREST_SMTP_USER, else shortinterest@localhost)
+SHORTINTEREST_SMTP_HOST          SMTP server; STARTTLS is used when it offers it (port 465: TLS from the start)
+SHORTINTEREST_SMTP_PORT          SMTP port (default 587)
+SHORTINTEREST_SMTP_USER, SHORTINTEREST_SMTP_PASSWORD  SMTP login, when the server wants one
+SHORTINTEREST_UI_URL             the Dagster UI's address, so every alert links to its run or asset
+SHORTINTEREST_ALERT_INTERVAL     seconds between the alert sensors' looks at the instance (default 60)
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from proto_client.rate_limit import RateLimit
@@ -159,3 +169,73 @@ class Settings:
             outage_timeout=parse_outage_timeout(outage_text) if outage_text is not None else DEFAULT_OUTAGE_TIMEOUT,
             gateways=parse_gateways(gateways_text, rate_limit) if gateways_text else (),
         )
+
+
+DEFAULT_SMTP_PORT = 587
+DEFAULT_ALERT_INTERVAL = 60
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSettings:
+    """Where alerts go. The webhook URL and the SMTP password are secrets: never logged, never in an alert."""
+
+    webhook_url: str = ""
+    email_to: tuple[str, ...] = ()
+    email_from: str = "shortinterest@localhost"
+    smtp_host: str = ""
+    smtp_port: int = DEFAULT_SMTP_PORT
+    smtp_user: str = ""
+    smtp_password: str = field(default="", repr=False)
+    ui_url: str = ""
+    interval_seconds: int = DEFAULT_ALERT_INTERVAL
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.webhook_url or self.email_to)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """What must never appear in a log line or an alert."""
+        return tuple(s for s in (self.webhook_url, self.smtp_password) if s)
+
+    def __post_init__(self) -> None:
+        if self.email_to and not self.smtp_host:
+            raise ConfigError("SHORTINTEREST_ALERT_EMAIL_TO is set but SHORTINTEREST_SMTP_HOST is not")
+        if self.webhook_url and not self.webhook_url.startswith(("http://", "https://")):
+            # The URL is a secret: name the variable, not the value.
+            raise ConfigError("SHORTINTEREST_ALERT_WEBHOOK_URL: expected an http:// or https:// URL")
+        if not 0 < self.smtp_port < 65536:
+            raise ConfigError(
+                f"SHORTINTEREST_SMTP_PORT={str(self.smtp_port)!r}: expected a port number from 1 to 65535"
+            )
+        if self.interval_seconds < 1:
+            raise ConfigError(
+                f"SHORTINTEREST_ALERT_INTERVAL={str(self.interval_seconds)!r}: expected 1 or more seconds"
+            )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> AlertSettings:
+        env = os.environ if environ is None else environ
+        user = env.get("SHORTINTEREST_SMTP_USER", "").strip()
+        return cls(
+            webhook_url=env.get("SHORTINTEREST_ALERT_WEBHOOK_URL", "").strip(),
+            email_to=tuple(a.strip() for a in env.get("SHORTINTEREST_ALERT_EMAIL_TO", "").split(",") if a.strip()),
+            email_from=env.get("SHORTINTEREST_ALERT_EMAIL_FROM", "").strip() or user or "shortinterest@localhost",
+            smtp_host=env.get("SHORTINTEREST_SMTP_HOST", "").strip(),
+            smtp_port=_whole("SHORTINTEREST_SMTP_PORT", env.get("SHORTINTEREST_SMTP_PORT"), DEFAULT_SMTP_PORT),
+            smtp_user=user,
+            smtp_password=env.get("SHORTINTEREST_SMTP_PASSWORD", ""),
+            ui_url=env.get("SHORTINTEREST_UI_URL", "").strip().rstrip("/"),
+            interval_seconds=_whole(
+                "SHORTINTEREST_ALERT_INTERVAL", env.get("SHORTINTEREST_ALERT_INTERVAL"), DEFAULT_ALERT_INTERVAL
+            ),
+        )
+
+
+def _whole(name: str, text: str | None, default: int) -> int:
+    if text is None or not text.strip():
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"{name}={text!r}: expected a whole number") from None

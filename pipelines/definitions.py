@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dagster as dg
 
+from pipelines.config import AlertSettings
+from pipelines.orchestration.alerts.sensors import alert_sensors
 from pipelines.orchestration.assets import short_interest_assets
 from pipelines.orchestration.jobs import full_refresh_job, refresh_job
 from pipelines.orchestration.report import report_after_loads_sensor, report_job, short_interest_report
@@ -22,7 +24,7 @@ def build_definitions() -> dg.Definitions:
         assets=[*short_interest_assets(), short_interest_report],
         jobs=[*(job for market in Market for job in (refresh_job(market), full_refresh_job(market))), report_job],
         schedules=weekly_schedules(),
-        sensors=[watchlist_partitions_sensor, report_after_loads_sensor],
+        sensors=[watchlist_partitions_sensor, report_after_loads_sensor, *alert_sensors(AlertSettings.from_env())],
         resources=default_resources(),
     )
 

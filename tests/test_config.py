@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.config import PACKAGED_WATCHLIST, ConfigError, Gateway, RateLimit, Settings
+from pipelines.config import PACKAGED_WATCHLIST, AlertSettings, ConfigError, Gateway, RateLimit, Settings
 
 
 def test_defaults() -> None:
@@ -96,3 +96,23 @@ def test_bad_gateway_lists_name_the_entry(value: str, named: str) -> None:
     with pytest.raises(ConfigError, match="OPEND_GATEWAYS") as raised:
         Settings.from_env({"OPEND_GATEWAYS": value})
     assert named in str(raised.value)
+
+
+def test_alert_settings_are_off_by_default_and_refuse_half_configured_mail() -> None:
+    assert not AlertSettings.from_env({}).enabled
+    settings = AlertSettings.from_env(
+        {
+            "SHORTINTEREST_ALERT_EMAIL_TO": "a@example.com, b@example.com",
+            "SHORTINTEREST_SMTP_HOST": "smtp.example.com",
+            "SHORTINTEREST_SMTP_PASSWORD": "hunter2",
+            "SHORTINTEREST_UI_URL": "http://ui:3000/",
+        }
+    )
+    assert settings.enabled and settings.email_to == ("a@example.com", "b@example.com")
+    assert (settings.smtp_port, settings.ui_url, settings.secrets) == (587, "http://ui:3000", ("hunter2",))
+    assert "hunter2" not in repr(settings)
+    with pytest.raises(ConfigError, match="SHORTINTEREST_SMTP_HOST is not"):
+        AlertSettings.from_env({"SHORTINTEREST_ALERT_EMAIL_TO": "a@example.com"})
+    with pytest.raises(ConfigError, match="SHORTINTEREST_ALERT_WEBHOOK_URL") as refused:
+        AlertSettings.from_env({"SHORTINTEREST_ALERT_WEBHOOK_URL": "hooks.example.com/secret-token"})
+    assert "secret-token" not in str(refused.value)

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from pipelines.config import RateLimit, Settings
 from pipelines.orchestration.assets import short_interest_asset
 from pipelines.orchestration.jobs import refresh_job, refresh_job_name
+from pipelines.orchestration.metadata import LoadSummary, SummaryFormatError, read_summary
 from pipelines.orchestration.partitions import partition_name
 from pipelines.orchestration.resources import (
     GatewayResource,
@@ -72,14 +73,16 @@ def expected_rows(code: str) -> list[tuple[Any, ...]]:
     return [astuple(row) for row in rows_for(code, AS_OF)]
 
 
-def materializations(result: dg.ExecuteInProcessResult) -> dict[str, dict[str, Any]]:
-    """Partition -> metadata values of each materialization the run recorded."""
-    out: dict[str, dict[str, Any]] = {}
+def materializations(result: dg.ExecuteInProcessResult) -> dict[str, LoadSummary]:
+    """Partition -> the figures of each materialization the run recorded."""
+    out: dict[str, LoadSummary] = {}
     for event in result.get_asset_materialization_events():
         mat = event.event_specific_data.materialization  # type: ignore[union-attr]
         assert mat.partition is not None
         assert mat.partition not in out, f"two materializations of {mat.partition}"
-        out[mat.partition] = {k: v.value for k, v in mat.metadata.items()}
+        # The figures are the materialization's one line; the table's schema stays on the asset definition.
+        assert not mat.metadata, f"{mat.partition}: per-code metadata entries {sorted(mat.metadata)}"
+        out[mat.partition] = read_summary(mat.description)
     return out
 
 
@@ -119,20 +122,15 @@ def test_one_partition_loads_exactly_the_gateways_rows(
     assert stored_rows(postgres_url, market, code) == expected
     meta = materializations(result)[code]
     pages = -(-len(expected) // 50)
-    assert (meta["rows_inserted"], meta["rows_updated"], meta["rows_unchanged"]) == (len(expected), 0, 0)
-    assert meta["requests"] == pages and meta["pages"] == pages
-    assert meta["mode"] == "full"  # first load of a code walks its whole history
-    assert meta["newest_trade_date"] == str(expected[0][1])
-    assert meta["dagster/row_count"] == len(expected)
+    assert (meta.inserted, meta.updated, meta.unchanged) == (len(expected), 0, 0)
+    assert meta.requests == pages
+    assert meta.mode == "full"  # first load of a code walks its whole history
+    assert meta.newest_trade_date == str(expected[0][1])
+    assert meta.rows == len(expected)
+    assert meta.gateway == f"{gateway.host}:{gateway.port}"
     # At least three waits of up to 0.65 s each, less the time the pages in between took.
     assert pages > 3 * TIGHT.requests
-    assert 0.5 <= meta["rate_limit_wait_seconds"] <= meta["elapsed_seconds"]
-    preview = meta["newest_rows"]
-    assert (
-        preview.startswith("| trade_date |") and str(expected[0][1]) in preview and str(expected[5][1]) not in preview
-    )
-    schema = meta["dagster/column_schema"]
-    assert [c.name for c in schema.columns] == [c.name for c in table_for(market).columns]
+    assert meta.waited_seconds >= 0.5
 
 
 def test_second_run_is_incremental_and_full_config_rereads_everything(
@@ -157,9 +155,9 @@ def test_second_run_is_incremental_and_full_config_rereads_everything(
     )[code]
 
     total = len(expected_rows(code))
-    assert (again["mode"], again["requests"], again["rows_inserted"], again["rows_updated"]) == ("incremental", 1, 0, 0)
-    assert again["rows_unchanged"] == 50  # the newest page, re-read for revisions
-    assert (full["mode"], full["requests"], full["rows_unchanged"], full["rows_inserted"]) == (
+    assert (again.mode, again.requests, again.inserted, again.updated) == ("incremental", 1, 0, 0)
+    assert again.unchanged == 50  # the newest page, re-read for revisions
+    assert (full.mode, full.requests, full.unchanged, full.inserted) == (
         "full",
         -(-total // 50),
         total,
@@ -189,8 +187,8 @@ def test_scheduled_run_loads_every_code_in_one_run_and_runs_the_checks(
     assert sorted(meta) == sorted(codes)
     for code in codes:
         assert stored_rows(sqlite_url, Market.HK, code) == expected_rows(code)
-        assert meta[code]["rows_inserted"] == len(expected_rows(code))
-        assert meta[code]["newest_trade_date"] == str(rows_for(code, AS_OF)[0].trade_date)
+        assert meta[code].inserted == len(expected_rows(code))
+        assert meta[code].newest_trade_date == str(rows_for(code, AS_OF)[0].trade_date)
     assert sorted(instance.get_materialized_partitions(dg.AssetKey("hk_short_interest"))) == sorted(codes)
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     # The cut-off is months old, so only freshness fails: the data itself is clean.
@@ -270,3 +268,19 @@ def test_malformed_setting_fails_naming_the_variable(postgres_url: str, instance
     assert "no HK code was loaded: OPEND_RATE_LIMIT: rate limit 0/30: both numbers must be positive" in (
         step_failure_text(result)
     )
+
+
+@pytest.mark.parametrize(
+    "summary",
+    [
+        LoadSummary(12, 1, 49, 327, "2026-04-15", 2, 0.4, "incremental", "10.0.0.5:11111"),
+        LoadSummary(327, 0, 0, None, "none", 7, 12.5, "full", ""),
+        LoadSummary(0, 0, 50, 5000, "2026-04-15", 1, 0.0, "resumed", "[::1]:11111"),
+    ],
+)
+def test_a_load_summary_reads_back_as_written(summary: LoadSummary) -> None:
+    line = summary.line()
+    assert read_summary(line) == summary
+    assert len(line) <= 90  # Dagster stores it three times per code per week
+    with pytest.raises(SummaryFormatError):
+        read_summary(line.replace(" rows to ", " rows until "))

@@ -64,6 +64,8 @@ def test_report_follows_each_load_and_shows_movers_with_one_chart(
         [short_interest_report], instance=instance, resources={"warehouse": WarehouseResource(database_url=sqlite_url)}
     )
     metadata = result.asset_materializations_for_node("short_interest_report")[0].metadata
+    # Recorded once, as the materialization: no step output carries the report a second time.
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
     assert metadata["codes"].value == 3
     text = str(metadata["report"].value)
     movers = re.findall(r"^\| ((?:US|HK)\.\w+) \| \d{4}-\d\d-\d\d \| \d{4}-\d\d-\d\d \|", text, re.MULTILINE)

@@ -20,6 +20,7 @@ import pytest
 
 from pipelines.config import RateLimit, Settings
 from pipelines.orchestration.jobs import asset_key_for
+from pipelines.orchestration.metadata import read_summary
 from pipelines.orchestration.resources import resources_from_settings
 from pipelines.orchestration.runner import MarketRun, run_market
 from proto_client.security import Market
@@ -127,6 +128,6 @@ def test_a_dagster_run_through_a_postgres_restart_materializes_every_code(
     assert Counter(m.partition for m in materializations) == dict.fromkeys(codes, 1)
     for mat in materializations:
         assert mat.partition is not None
-        assert mat.metadata["dagster/row_count"].value == len(rows_for(mat.partition, AS_OF))
+        assert read_summary(mat.description).rows == len(rows_for(mat.partition, AS_OF))
     assert_warehouse_matches_gateway(url, codes, AS_OF)
     assert_crawl_completed(url, codes, AS_OF)

@@ -37,6 +37,7 @@ from sqlalchemy.engine import make_url
 
 from pipelines.orchestration.checks import CHECK_NAMES
 from pipelines.orchestration.jobs import GATEWAY_TAG
+from pipelines.orchestration.metadata import read_summary
 from pipelines.orchestration.report import REPORT_JOB
 from pipelines.warehouse.schema import LOADER_ROLE
 from proto_client.simulator.demo_data import rows_for
@@ -367,9 +368,9 @@ def _assert_each_code_materialized_once_per_run(instance: dg.DagsterInstance, ru
             assert materialization is not None and materialization.partition is not None
             code = materialization.partition
             by_group[group].append(code)
-            metadata = {key: value.value for key, value in materialization.metadata.items()}
-            assert metadata["rows_updated"] == 0, f"{code} in run {run.run_id}: rows rewritten: {metadata}"
-            inserted[code] = inserted.get(code, 0) + int(metadata["rows_inserted"])  # type: ignore[call-overload]
+            summary = read_summary(materialization.description)
+            assert summary.updated == 0, f"{code} in run {run.run_id}: rows rewritten: {summary}"
+            inserted[code] = inserted.get(code, 0) + summary.inserted
     assert sorted(by_group["backfill"]) == sorted(BACKFILL)
     assert sorted(by_group["refresh"]) == sorted(REFRESHED_CODES)
     assert sorted(by_group["schedule"]) == sorted(HK_CODES)

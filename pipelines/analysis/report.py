@@ -2,7 +2,7 @@
 days-to-cover leaders, and one chart of the top movers, as one markdown document.
 
 The chart is embedded as a PNG data URI so the report is a single metadata value the Dagster UI shows
-as it is; one image per report, never one per code, keeps the event log small.
+as it is; one image per report, never one per code, and a palette PNG, keep the event log small.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from pipelines.analysis.chart import draw, png_bytes
+from pipelines.analysis.chart import compact_png, draw
 from pipelines.analysis.movers import CoverLeader, Mover, days_to_cover_leaders, top_movers
 from pipelines.analysis.series import read_series
 from pipelines.tables import markdown_table
@@ -94,4 +94,4 @@ def _signed(value: int | None) -> str:
 def _chart(conn: sa.Connection, movers: tuple[Mover, ...]) -> bytes:
     series = [read_series(conn, m.code, since=m.trade_date - CHART_HISTORY) for m in movers]
     title = "Top movers: short interest and close price, last two years"
-    return png_bytes(draw(series, title=title, width_px=CHART_WIDTH_PX))
+    return compact_png(draw(series, title=title, width_px=CHART_WIDTH_PX))

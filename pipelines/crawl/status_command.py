@@ -2,7 +2,8 @@
 
 Lists the watchlist's codes (so a code that never loaded shows up as such), then apart the other codes
 found in the warehouse (so a code dropped from the watchlist is not forgotten, and its old errors do not
-mix with the watchlist's). `--prune` forgets those codes' crawl state; their rows stay.
+mix with the watchlist's). `--prune` forgets those codes' crawl state; their rows stay. `--check` prints only
+what needs a person and exits 1 if anything does (pipelines/crawl/health.py).
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from datetime import date, datetime
 import sqlalchemy as sa
 
 from pipelines.config import ConfigError, Settings
+from pipelines.crawl.health import problems
 from pipelines.crawl.watchlist import WatchlistError, load_watchlist
 from pipelines.failures import fail, first_line
+from pipelines.orchestration.quality import market_today
 from pipelines.tables import format_table
 from pipelines.warehouse import (
     CrawlState,
@@ -39,6 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="forget the crawl state (last load, errors, cursor) of codes no longer in the watchlist; rows stay",
     )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="health check: exit 0 when every watchlist code holds its newest published report and its last load "
+        "succeeded, 1 otherwise, printing one line per problem",
+    )
     parser.epilog = "Reads SHORTINTEREST_DATABASE_URL and SHORTINTEREST_WATCHLIST; sends nothing to the gateway."
 
 
@@ -52,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         watchlist_codes = load_watchlist(settings.watchlist_path).codes
     except WatchlistError as exc:
+        if args.check:
+            return fail(COMMAND, f"watchlist: {exc}", 1)
         if args.prune:
             return fail(COMMAND, f"{exc}\nnothing was pruned: the watchlist says which codes to keep", 2)
         print(f"{COMMAND}: warning: {exc}", file=sys.stderr)
@@ -74,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         engine.dispose()
 
+    if args.check:
+        return _check(watchlist_codes, states, newest)
     watched = set(watchlist_codes)
     print(f"warehouse {mask_url(engine.url)}, watchlist {settings.watchlist_path}")
     print(_table([c for c in codes if c in watched], states, newest, counts))
@@ -88,6 +101,16 @@ def run(args: argparse.Namespace) -> int:
         print(_table(others, states, newest, counts))
         if any(code in states for code in others):
             print(f"`{COMMAND} --prune` forgets their crawl state; their rows stay")
+    return 0
+
+
+def _check(codes: tuple[str, ...], states: dict[str, CrawlState], newest: dict[str, date | None]) -> int:
+    found = problems(codes, states, newest, market_today)
+    for problem in found:
+        print(problem.line())
+    if found:
+        return 1
+    print(f"ok: all {len(codes)} watchlist code(s) hold their newest published report and loaded cleanly")
     return 0
 
 

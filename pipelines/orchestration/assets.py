@@ -16,7 +16,6 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import dagster as dg
 import sqlalchemy as sa
@@ -30,7 +29,7 @@ from pipelines.crawl.outage import DependencyDownError, stopped_message
 from pipelines.orchestration.checks import check_specs, evaluate_checks
 from pipelines.orchestration.jobs import asset_key_for
 from pipelines.orchestration.loading import CodeFailure, GatewayReport, load_codes
-from pipelines.orchestration.metadata import code_metadata, column_schema, stored_metadata, table_metadata
+from pipelines.orchestration.metadata import load_summary, row_count, table_metadata
 from pipelines.orchestration.partitions import partition_name, partitions_for
 from pipelines.orchestration.quality import market_today
 from pipelines.orchestration.resources import GatewayResource, WarehouseResource
@@ -85,7 +84,6 @@ class _Load:
     market: Market
     key: dg.AssetKey
     table: sa.Table
-    schema: dg.TableSchema
     full: bool
     gateway: GatewayResource
     database_url: str
@@ -100,7 +98,6 @@ def short_interest_asset(market: Market) -> dg.AssetsDefinition:
 
 def _define(market: Market) -> dg.AssetsDefinition:
     table = table_for(market)
-    schema = column_schema(table)
     key = asset_key_for(market)
     spec = dg.AssetSpec(
         key,
@@ -131,7 +128,7 @@ def _define(market: Market) -> dg.AssetsDefinition:
         loaded = 0
         with warehouse.engine() as engine:
             if key in context.selected_asset_keys:
-                load = _Load(market, key, table, schema, config.full, gateway, warehouse.database_url)
+                load = _Load(market, key, table, config.full, gateway, warehouse.database_url)
                 for event in _load(context, load, engine):
                     if isinstance(event, CodeFailure):
                         failures.append(event)
@@ -190,8 +187,8 @@ def _load(
             if isinstance(outcome, CodeFailure):
                 yield outcome
                 continue
-            metadata = code_metadata(outcome, load.schema) | _stored_metadata(context, load, engine, outcome.code)
-            yield dg.AssetMaterialization(asset_key=load.key, partition=outcome.code, metadata=metadata)
+            summary = load_summary(outcome, _row_count(context, load, engine, outcome.code))
+            yield dg.AssetMaterialization(asset_key=load.key, partition=outcome.code, description=summary.line())
     except DependencyDownError as exc:
         not_loaded = [code for code in codes if code not in done]
         raise OutageStoppedRunError(
@@ -210,23 +207,23 @@ def _load(
         raise dg.Failure(description=f"{prefix} load stopped: {exc}") from exc
 
 
-def _stored_metadata(context: dg.AssetExecutionContext, load: _Load, engine: sa.Engine, code: str) -> dict[str, Any]:
-    """The committed code's row count and newest rows, read on a connection of its own; none if the read fails.
+def _row_count(context: dg.AssetExecutionContext, load: _Load, engine: sa.Engine, code: str) -> int | None:
+    """The committed code's row count, read on a connection of its own; None if the read fails.
 
     A checkout per code lets the pool's pre-ping replace a connection that a warehouse restart killed,
     and each read starts after the code's last commit, so it sees what the code just wrote. The code's data is
-    committed either way, so a failed read drops these two entries, never the materialization: without
+    committed either way, so a failed read drops the count, never the materialization: without
     it, a retry would skip the code as loaded and leave its partition unmaterialized.
     """
     try:
         with read_connection(engine) as conn:
-            return stored_metadata(conn, load.table, code)
+            return row_count(conn, load.table, code)
     except sa.exc.SQLAlchemyError as exc:
         context.log.warning(
-            f"{code}: loaded, but its materialization goes without row count and newest rows, which could not "
-            f"be read: {describe_failure(exc)}"
+            f"{code}: loaded, but its materialization goes without its row count, which could not be read: "
+            f"{describe_failure(exc)}"
         )
-        return {}
+        return None
 
 
 def _codes_to_load(context: dg.AssetExecutionContext, engine: sa.Engine) -> tuple[list[str], bool]:

@@ -1,7 +1,16 @@
-"""What a person reads in the UI about a table and about one code's load: schema, counts, newest rows."""
+"""What a person reads in the UI about a table and about one code's load: schema, then per code one line of figures.
+
+The column schema and descriptions are the table's, so they live on the asset definition only. Each code's
+materialization is written for every code every week, so it carries its figures as one line, its description,
+rather than as metadata entries: Dagster wraps every entry in about 130 bytes of envelope, and eight of them
+would more than double what a code adds to the event log (bench/event_log_footprint.py). The line is written
+by `load_summary` and read back by `read_summary` (the demo's table, the benchmarks).
+"""
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
@@ -9,24 +18,81 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from pipelines.crawl.crawler import CodeResult
-from pipelines.tables import markdown_table
 
-# One code's materialization metadata, written by the assets and read back by `runner`.
-ROWS_INSERTED = "rows_inserted"
-ROWS_UPDATED = "rows_updated"
-ROWS_UNCHANGED = "rows_unchanged"
-REQUESTS = "requests"
-PAGES = "pages"
-RATE_LIMIT_WAIT_SECONDS = "rate_limit_wait_seconds"
-ELAPSED_SECONDS = "elapsed_seconds"
-MODE = "mode"
-GATEWAY = "gateway"  # host:port of the gateway that served the code
-NEWEST_TRADE_DATE = "newest_trade_date"
-NEWEST_ROWS = "newest_rows"
+INCREMENTAL = "incremental"
 
-PREVIEW_ROWS = 5
-# The preview leaves out the audit stamps: they say when we loaded, not what was published.
-_PREVIEW_SKIP = frozenset({"code", "first_loaded_at", "updated_at"})
+
+class SummaryFormatError(ValueError):
+    """A materialization's description is not a load summary this version writes."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoadSummary:
+    """The figures a person compares between one code's loads."""
+
+    inserted: int
+    updated: int
+    unchanged: int
+    rows: int | None  # None when the row count could not be read after the load
+    newest_trade_date: str  # ISO date, or "none"
+    requests: int
+    waited_seconds: float
+    mode: str
+    gateway: str
+
+    def line(self) -> str:
+        """E.g. `new 12 rev 1 same 49; 327 rows to 2026-04-15; 2 req 0.4 s wait; 10.0.0.5:11111`.
+
+        Terse on purpose: Dagster stores a description three times in the event (description, message, user
+        message), so every character here costs three bytes per code per week. The mode is named only when it is
+        not the weekly refresh's "incremental": `...; full 10.0.0.5:11111`.
+        """
+        mode = "" if self.mode == INCREMENTAL else f"{self.mode} "
+        rows = "?" if self.rows is None else str(self.rows)
+        return (
+            f"new {self.inserted} rev {self.updated} same {self.unchanged}; {rows} rows to "
+            f"{self.newest_trade_date}; {self.requests} req {self.waited_seconds:.1f} s wait; "
+            f"{mode}{self.gateway or '-'}"
+        )
+
+
+_LINE = re.compile(
+    r"new (?P<inserted>\d+) rev (?P<updated>\d+) same (?P<unchanged>\d+); (?P<rows>\d+|\?) rows to "
+    r"(?P<newest>\S+); (?P<requests>\d+) req (?P<waited>[\d.]+) s wait; (?:(?P<mode>\S+) )?(?P<gateway>\S+)"
+)
+
+
+def load_summary(result: CodeResult, rows: int | None) -> LoadSummary:
+    return LoadSummary(
+        inserted=result.inserted,
+        updated=result.updated,
+        unchanged=result.unchanged,
+        rows=rows,
+        newest_trade_date=str(result.newest_trade_date) if result.newest_trade_date else "none",
+        requests=result.requests,
+        waited_seconds=round(result.waited_seconds, 1),
+        mode=result.mode,
+        gateway=result.gateway,
+    )
+
+
+def read_summary(description: str | None) -> LoadSummary:
+    """The figures of a materialization written by `load_summary(...).line()`."""
+    found = _LINE.fullmatch(description or "")
+    if found is None:
+        raise SummaryFormatError(f"not a load summary: {description!r}")
+    rows = found["rows"]
+    return LoadSummary(
+        inserted=int(found["inserted"]),
+        updated=int(found["updated"]),
+        unchanged=int(found["unchanged"]),
+        rows=None if rows == "?" else int(rows),
+        newest_trade_date=found["newest"],
+        requests=int(found["requests"]),
+        waited_seconds=float(found["waited"]),
+        mode=found["mode"] or INCREMENTAL,
+        gateway="" if found["gateway"] == "-" else found["gateway"],
+    )
 
 
 def column_schema(table: sa.Table) -> dg.TableSchema:
@@ -47,41 +113,6 @@ def column_schema(table: sa.Table) -> dg.TableSchema:
 def table_metadata(table: sa.Table) -> dict[str, Any]:
     """Definition-level metadata of an asset backed by `table`."""
     return {"dagster/column_schema": column_schema(table), "dagster/table_name": table.name}
-
-
-def code_metadata(result: CodeResult, schema: dg.TableSchema) -> dict[str, Any]:
-    """One code's materialization metadata from its load, as read in the UI; `stored_metadata` adds the rest."""
-    return {
-        ROWS_INSERTED: result.inserted,
-        ROWS_UPDATED: result.updated,
-        ROWS_UNCHANGED: result.unchanged,
-        REQUESTS: result.requests,
-        PAGES: result.pages,
-        RATE_LIMIT_WAIT_SECONDS: round(result.waited_seconds, 3),
-        ELAPSED_SECONDS: round(result.elapsed_seconds, 3),
-        MODE: result.mode,
-        GATEWAY: result.gateway,
-        NEWEST_TRADE_DATE: str(result.newest_trade_date) if result.newest_trade_date else "none",
-        "dagster/column_schema": schema,
-    }
-
-
-def stored_metadata(conn: sa.Connection, table: sa.Table, code: str) -> dict[str, Any]:
-    """What the warehouse holds for the code after its load: its row count and newest rows."""
-    return {
-        NEWEST_ROWS: dg.MetadataValue.md(newest_rows_preview(conn, table, code)),
-        "dagster/row_count": row_count(conn, table, code),
-    }
-
-
-def newest_rows_preview(conn: sa.Connection, table: sa.Table, code: str, limit: int = PREVIEW_ROWS) -> str:
-    """The code's newest rows as a markdown table."""
-    columns = [c for c in table.columns if c.name not in _PREVIEW_SKIP]
-    query = sa.select(*columns).where(table.c.code == code).order_by(table.c.trade_date.desc()).limit(limit)
-    rows = conn.execute(query).all()
-    if not rows:
-        return f"no rows for {code}"
-    return markdown_table([c.name for c in columns], rows)
 
 
 def row_count(conn: sa.Connection, table: sa.Table, code: str) -> int:

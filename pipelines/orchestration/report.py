@@ -6,6 +6,7 @@ others' new figures still deserve a report), and waits while any such run is sti
 split over several runs yields one report at its end rather than one per run.
 """
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -35,6 +36,9 @@ _GOING = [
     deps=sorted(TABLE_KEYS, key=str),
     group_name="short_interest",
     kinds={"sql"},
+    # The report is recorded as a materialization only, not also as the step's output: it is the largest
+    # value this code location writes, and Dagster would store an output's metadata a second time.
+    output_required=False,
     description=(
         "The watchlist's largest changes in shares short since each code's previous report (both markets), "
         "the US days-to-cover leaders and a chart of the top movers against their close price."
@@ -42,7 +46,7 @@ _GOING = [
 )
 def short_interest_report(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
-) -> dg.MaterializeResult[None]:
+) -> Iterator[dg.AssetMaterialization]:
     codes = [code for m in Market for code in context.instance.get_dynamic_partitions(partition_name(m))]
     with warehouse.engine() as engine, read_connection(engine) as conn:
         report = build_report(conn, codes or None)
@@ -51,14 +55,15 @@ def short_interest_report(
         f"report over {len(codes) or 'every stored'} code(s): {len(report.movers)} movers, "
         f"{len(report.cover_leaders)} days-to-cover leaders"
     )
-    return dg.MaterializeResult(
+    yield dg.AssetMaterialization(
+        asset_key=REPORT_KEY,
         metadata={
             "report": dg.MetadataValue.md(report.markdown),
             "codes": len(codes),
             "movers": len(report.movers),
             "top_mover": top.code if top else "none",
             "top_mover_change_percent": round(top.change_percent, 2) if top and top.change_percent else 0.0,
-        }
+        },
     )
 
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import dagster as dg
 
-from pipelines.orchestration import metadata as keys
 from pipelines.orchestration.assets import short_interest_asset
 from pipelines.orchestration.jobs import asset_key_for
+from pipelines.orchestration.metadata import LoadSummary, read_summary
 from pipelines.orchestration.schedules import run_request_for_codes
 from proto_client.security import Market
 
@@ -86,30 +86,30 @@ def run_market(
 
 
 def read_run(result: dg.ExecuteInProcessResult, market: Market, codes: Sequence[str]) -> MarketRun:
-    loaded: dict[str, dict[str, Any]] = {}
+    loaded: dict[str, LoadSummary] = {}
     for event in result.get_asset_materialization_events():
         mat = event.event_specific_data.materialization  # type: ignore[union-attr]
         if mat.partition is not None:
-            loaded[mat.partition] = {k: v.value for k, v in mat.metadata.items()}
+            loaded[mat.partition] = read_summary(mat.description)
     failure, errors = _step_failure(result)
     outcomes = []
     for code in codes:
-        meta = loaded.get(code)
-        if meta is None:
+        summary = loaded.get(code)
+        if summary is None:
             outcomes.append(CodeOutcome(code, ok=False, error=errors.get(code) or failure or "not loaded"))
             continue
         outcomes.append(
             CodeOutcome(
                 code,
                 ok=True,
-                mode=str(meta[keys.MODE]),
-                inserted=int(meta[keys.ROWS_INSERTED]),
-                updated=int(meta[keys.ROWS_UPDATED]),
-                unchanged=int(meta[keys.ROWS_UNCHANGED]),
-                requests=int(meta[keys.REQUESTS]),
-                waited_seconds=float(meta[keys.RATE_LIMIT_WAIT_SECONDS]),
-                newest_trade_date=str(meta[keys.NEWEST_TRADE_DATE]),
-                gateway=str(meta[keys.GATEWAY]),
+                mode=summary.mode,
+                inserted=summary.inserted,
+                updated=summary.updated,
+                unchanged=summary.unchanged,
+                requests=summary.requests,
+                waited_seconds=summary.waited_seconds,
+                newest_trade_date=summary.newest_trade_date,
+                gateway=summary.gateway,
             )
         )
     checks = tuple(

@@ -7,12 +7,15 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
+from pipelines.config import Settings
+from pipelines.crawl.crawler import open_crawler
 from pipelines.warehouse import table_for
 from proto_client.security import parse_code
 from proto_client.simulator.demo_data import rows_for
@@ -66,3 +69,12 @@ def read_stats(path: Path) -> dict[str, Any]:
     if not path.exists():
         return {"requests": 0, "accepted": 0, "rejected_rate_limit": 0, "by_code": {}, "accepted_at": []}
     return json.loads(path.read_text())
+
+
+def load_history(settings: Settings, codes: Sequence[str]) -> None:
+    """Every code's whole history straight through the crawler: the unmeasured setup of a benchmark."""
+    print(f"full load of {len(codes)} codes (setup, not measured) ...", flush=True)
+    with open_crawler(settings) as crawler:
+        failed = [r for r in crawler.crawl_codes(codes) if not r.ok]
+    if failed:
+        raise RuntimeError(f"setup load failed: {failed[:3]}")
