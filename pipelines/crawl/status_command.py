@@ -17,6 +17,7 @@ from pipelines.config import ConfigError, Settings
 from pipelines.crawl.watchlist import WatchlistError, load_watchlist
 from pipelines.failures import fail, first_line
 from pipelines.tables import format_table
+from pipelines.universe.store import watchlist_codes as watchlist_codes_of
 from pipelines.warehouse import (
     CrawlState,
     create_engine_for,
@@ -49,14 +50,18 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, WarehouseError) as exc:
         return fail(COMMAND, str(exc), 2)
     watchlist_codes: tuple[str, ...] = ()
+    resolved = False
     try:
-        watchlist_codes = load_watchlist(settings.watchlist_path).codes
+        watchlist = load_watchlist(settings.watchlist_path)
+        watchlist_codes, resolved = watchlist.codes, watchlist.sources.needs_gateway
     except WatchlistError as exc:
         if args.prune:
             return fail(COMMAND, f"{exc}\nnothing was pruned: the watchlist says which codes to keep", 2)
         print(f"{COMMAND}: warning: {exc}", file=sys.stderr)
     try:
         ensure_migrated(engine)
+        if resolved:  # groups, plates, markets: the last resolution says what is in the watchlist
+            watchlist_codes = tuple(watchlist_codes_of(engine))
         if args.prune:
             with engine.begin() as conn:
                 dropped = {state.code for state in list_crawl_states(conn)} - set(watchlist_codes)
