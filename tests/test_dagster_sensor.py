@@ -8,7 +8,7 @@ import dagster as dg
 import pytest
 
 from pipelines.crawl.watchlist import WatchlistError
-from pipelines.orchestration.resources import WatchlistResource
+from pipelines.orchestration.resources import WarehouseResource, WatchlistResource
 from pipelines.orchestration.sensors import watchlist_partitions_sensor
 from pipelines.orchestration.watchlist_sync import plan_sync, sync_partitions
 from proto_client.security import Market
@@ -18,11 +18,15 @@ def write_watchlist(path: Path, *codes: str) -> None:
     path.write_text("codes:\n" + "".join(f"  - {code}\n" for code in codes), encoding="utf-8")
 
 
-def tick(instance: dg.DagsterInstance, watchlist: Path) -> dg.SensorResult | dg.SkipReason:
+def tick(
+    instance: dg.DagsterInstance, watchlist: Path, database_url: str = "sqlite://"
+) -> dg.SensorResult | dg.SkipReason:
     """Evaluate the sensor once and apply its partition requests, as the daemon does."""
-    context = dg.build_sensor_context(
-        instance=instance, resources={"watchlist": WatchlistResource(path=str(watchlist))}
-    )
+    resources = {
+        "watchlist": WatchlistResource(path=str(watchlist)),
+        "warehouse": WarehouseResource(database_url=database_url),
+    }
+    context = dg.build_sensor_context(instance=instance, resources=resources)
     result = watchlist_partitions_sensor(context)
     if isinstance(result, dg.SensorResult):
         for request in result.dynamic_partitions_requests or []:

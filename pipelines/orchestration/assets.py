@@ -35,6 +35,7 @@ from pipelines.orchestration.partitions import partition_name, partitions_for
 from pipelines.orchestration.quality import market_today
 from pipelines.orchestration.resources import GatewayResource, WarehouseResource
 from pipelines.orchestration.run_retries import first_attempt_start, loaded_since
+from pipelines.orchestration.universe import UNIVERSE_KEY
 from pipelines.warehouse.engine import read_connection
 from pipelines.warehouse.errors import WarehouseError
 from pipelines.warehouse.schema import table_for
@@ -110,6 +111,7 @@ def _define(market: Market) -> dg.AssetsDefinition:
         kinds={"sql"},
         metadata=table_metadata(table),
         skippable=True,  # materializations are recorded per code by the op, not by an output
+        deps=[UNIVERSE_KEY],  # the resolved watchlist (securities) says which codes are partitions
     )
 
     @dg.multi_asset(

@@ -158,7 +158,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_count,
         default=DEFAULT_MARKET_SIZE,
         metavar="N",
-        help="synthetic codes listed per market (HK 00001..., US XAAA...), besides the named ones "
+        help="synthetic codes listed per market (HK 30000..., US XAAA...), besides the named ones "
         "(default: %(default)s)",
     )
     parser.add_argument(

@@ -1,32 +1,19 @@
 """The codes of the demo gateway's whole-market listings, beside the named dozen and `--extra-codes`.
 
 A pure function of (market, index), so a code's short-interest history and its listing agree without either
-module holding a table: HK lists 00001 to 09999 (the named codes excepted) and then 30000 upward, US lists
-four-letter tickers XAAA, XAAB, ... . Neither range meets the named codes or the extra codes' SYN / 89xxx.
+module holding a table: HK lists 30000 upward, US lists four-letter tickers XAAA, XAAB, ... . Neither range
+meets the named codes or the extra codes' SYN / 89xxx.
 """
 
 from __future__ import annotations
 
 import string
-from functools import cache
 
 from proto_client.security import Market
 
 MAX_LISTED = 10_000  # synthetic listed codes per market
-_HK_NAMED = frozenset({700, 9988, 5, 939, 2800, 3690})
-_HK_SECOND_RANGE = 30_000
+_HK_FIRST = 30_000  # away from real stocks' 00001-09999, which tests use as codes the gateway does not know
 _LETTERS = string.ascii_uppercase
-
-
-@cache
-def _hk_numbers() -> tuple[int, ...]:
-    first = [n for n in range(1, 10_000) if n not in _HK_NAMED]
-    return tuple(first + list(range(_HK_SECOND_RANGE, _HK_SECOND_RANGE + MAX_LISTED - len(first))))
-
-
-@cache
-def _hk_index() -> dict[int, int]:
-    return {number: index for index, number in enumerate(_hk_numbers())}
 
 
 def listed_code(market: Market, index: int) -> str:
@@ -34,7 +21,7 @@ def listed_code(market: Market, index: int) -> str:
     if not 0 <= index < MAX_LISTED:
         raise ValueError(f"listed index must be from 0 to {MAX_LISTED - 1}, got {index}")
     if market is Market.HK:
-        return f"HK.{_hk_numbers()[index]:05d}"
+        return f"HK.{_HK_FIRST + index}"
     a, rest = divmod(index, 26 * 26)
     b, c = divmod(rest, 26)
     return f"US.X{_LETTERS[a]}{_LETTERS[b]}{_LETTERS[c]}"
@@ -44,7 +31,8 @@ def listed_index(code: str) -> int | None:
     """The index of a synthetic listed code, None for any other code."""
     prefix, _, symbol = code.partition(".")
     if prefix == "HK" and len(symbol) == 5 and symbol.isdigit():
-        return _hk_index().get(int(symbol))
+        index = int(symbol) - _HK_FIRST
+        return index if 0 <= index < MAX_LISTED else None
     if prefix == "US" and len(symbol) == 4 and symbol[0] == "X" and all(ch in _LETTERS for ch in symbol[1:]):
         a, b, c = (_LETTERS.index(ch) for ch in symbol[1:])
         index = a * 26 * 26 + b * 26 + c
