@@ -108,3 +108,24 @@ def test_load_without_codes_resolves_first_and_names_reach_the_views(
         engine.dispose()
     assert loaded == {"US.TSLA", "HK.00700"}
     assert names == {"US.TSLA": "Tesla", "HK.00700": "TENCENT"} and changes == {"Tesla", "TENCENT"}
+
+
+def test_a_code_without_history_is_rechecked_monthly_and_status_says_so(
+    tmp_path: Path, gateway_factory: Callable[..., GatewayProcess], sqlite_url: str
+) -> None:
+    env, _ = _setup(tmp_path, gateway_factory, sqlite_url, "futu_groups: [Shorts]\n", {"Shorts": ["HK.00700"]})
+    # HK.09988 listed on 2019-11-26: a gateway as of mid-2019 has no history for it.
+    early = gateway_factory("--rate", "off", "--listing-rate", "off", "--as-of", "2019-06-03",
+                            "--groups-file", str(tmp_path / "groups.json"))  # fmt: skip
+    (tmp_path / "groups.json").write_text(json.dumps({"Shorts": ["HK.00700", "HK.09988"]}))
+    env = {**env, **early.env()}
+    first = run_cli("load", env=env)
+    assert first.returncode == 0, first.stderr + first.stdout
+    second = run_cli("load", env=env)
+    assert second.returncode == 0, second.stderr + second.stdout
+    assert "not now, re-checked monthly as their last crawl found no history: HK.09988" in second.stdout
+    summary = second.stdout.split("not now, re-checked monthly", 1)[1].split("\n", 1)[1]
+    assert "HK.00700" in summary and "HK.09988" not in summary  # not asked again
+    status = run_cli("status", env=env)
+    line = next(line for line in status.stdout.splitlines() if line.startswith("HK.09988"))
+    assert "no history at" in line and "re-checked monthly, next after" in line

@@ -29,6 +29,7 @@ from pipelines.crawl.watchlist import Watchlist, WatchlistError, load_watchlist,
 from pipelines.failures import fail, first_line
 from pipelines.universe.errors import ResolutionError
 from pipelines.universe.refresh import refresh_universe
+from pipelines.universe.store import note_histories, resting_codes
 from pipelines.warehouse import WarehouseNotMigratedError, mask_url, read_connection
 from pipelines.warehouse.errors import WarehouseError
 from proto_client.encryption import KeyFileError
@@ -91,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
                         results.append(result)
             finally:
                 usage = pool.usage()
+            if watchlist.sources.needs_gateway:
+                note_histories(pool.engine, results)
     except KeyFileError as exc:
         return _fail(f"OPEND_RSA_KEY_FILE: {exc}\nnothing was loaded", EXIT_USAGE)
     except (EncryptionError, QuoteLoginError) as exc:
@@ -146,7 +149,8 @@ def _codes(codes: list[str], settings: Settings) -> Watchlist:
 
 
 def _resolved(settings: Settings, engine: sa.Engine, watchlist: Watchlist) -> tuple[str, ...]:
-    """The watchlist's groups, plates and markets resolved first (a few requests), written to securities."""
+    """The watchlist's groups, plates and markets resolved first (a few requests), written to securities; the
+    codes to load, less those whose last crawl within a month found no history."""
     refresh = refresh_universe(settings, engine, watchlist)
     change = refresh.change
     print(
@@ -154,7 +158,11 @@ def _resolved(settings: Settings, engine: sa.Engine, watchlist: Watchlist) -> tu
         f"{len(change.watchlist)} codes, {len(change.joined)} joined, {len(change.left)} left",
         flush=True,
     )
-    return change.watchlist
+    resting = sorted(resting_codes(engine, change.watchlist))
+    if resting:
+        shown = ", ".join(resting[:5]) + (f" and {len(resting) - 5} more" if len(resting) > 5 else "")
+        print(f"not now, re-checked monthly as their last crawl found no history: {shown}", flush=True)
+    return tuple(code for code in change.watchlist if code not in set(resting))
 
 
 def _stopped(reason: str, results: list[CodeResult]) -> str:

@@ -17,6 +17,7 @@ from pipelines.config import ConfigError, Settings
 from pipelines.crawl.watchlist import WatchlistError, load_watchlist
 from pipelines.failures import fail, first_line
 from pipelines.tables import format_table
+from pipelines.universe.store import RECHECK_EMPTY_AFTER, empty_histories
 from pipelines.universe.store import watchlist_codes as watchlist_codes_of
 from pipelines.warehouse import (
     CrawlState,
@@ -72,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
             counts = row_counts(conn)
             codes = list(watchlist_codes) + sorted((set(states) | set(counts)) - set(watchlist_codes))
             newest = {code: newest_trade_date(conn, code) for code in codes if code in counts}
+        empty = empty_histories(engine)
     except WarehouseNotMigratedError as exc:
         return fail(COMMAND, str(exc), 1)
     except sa.exc.SQLAlchemyError as exc:
@@ -81,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
 
     watched = set(watchlist_codes)
     print(f"warehouse {mask_url(engine.url)}, watchlist {settings.watchlist_path}")
-    print(_table([c for c in codes if c in watched], states, newest, counts))
+    print(_table([c for c in codes if c in watched], states, newest, counts, empty))
     errors = [s for s in (states.get(c) for c in codes if c in watched) if s is not None and s.last_error]
     if errors:
         print("\nlast errors:")
@@ -90,14 +92,18 @@ def run(args: argparse.Namespace) -> int:
     others = [c for c in codes if c not in watched]
     if others:
         print(f"\nnot in the watchlist ({len(others)}):")
-        print(_table(others, states, newest, counts))
+        print(_table(others, states, newest, counts, empty))
         if any(code in states for code in others):
             print(f"`{COMMAND} --prune` forgets their crawl state; their rows stay")
     return 0
 
 
 def _table(
-    codes: list[str], states: dict[str, CrawlState], newest: dict[str, date | None], counts: dict[str, int]
+    codes: list[str],
+    states: dict[str, CrawlState],
+    newest: dict[str, date | None],
+    counts: dict[str, int],
+    empty: dict[str, datetime],
 ) -> str:
     rows = []
     for code in codes:
@@ -111,7 +117,7 @@ def _table(
                 _when(state.last_success_at if state else None),
                 _when(state.last_attempt_at if state else None),
                 (state.last_gateway if state else None) or "-",
-                _condition(state),
+                _empty(empty[code]) if code in empty else _condition(state),
             ]
         )
     headers = ["code", "newest trade date", "rows", "last load", "last attempt", "gateway", "state"]
@@ -120,6 +126,10 @@ def _table(
 
 def _when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "never"
+
+
+def _empty(checked: datetime) -> str:
+    return f"no history at {_when(checked)}: re-checked monthly, next after {(checked + RECHECK_EMPTY_AFTER):%Y-%m-%d}"
 
 
 def _condition(state: CrawlState | None) -> str:

@@ -7,16 +7,20 @@ joins again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
+from pipelines.crawl.crawler import CodeResult
 from pipelines.universe.resolve import Member, Resolution
 from pipelines.warehouse.engine import read_connection
 from pipelines.warehouse.schema import securities
 
+# A market holds many codes the sources publish nothing for; requests are scarce, so such a code is asked
+# again after this long instead of on every weekly refresh.
+RECHECK_EMPTY_AFTER = timedelta(days=30)
 _UPDATED = ("name", "security_type", "lot_size", "listing_date", "delisted", "sources", "in_watchlist",
             "joined_at", "left_at", "resolved_at")  # fmt: skip
 
@@ -129,12 +133,40 @@ def _code(moved: Moved) -> str:
     return moved.code
 
 
-def record_empty_history(engine: sa.Engine, codes: Sequence[str], now: datetime | None = None) -> None:
-    """Remember that a crawl found no history for `codes`, so they are re-checked monthly."""
-    if codes:
-        with engine.begin() as conn:
+def resting_codes(engine: sa.Engine, codes: Sequence[str], now: datetime | None = None) -> set[str]:
+    """Those of `codes` whose last crawl, within RECHECK_EMPTY_AFTER, found no history: not asked again yet."""
+    since = (now or datetime.now(UTC)) - RECHECK_EMPTY_AFTER
+    query = sa.select(securities.c.code).where(securities.c.empty_history_at > since)
+    with read_connection(engine) as conn:
+        return set(conn.execute(query).scalars()) & set(codes)
+
+
+def empty_histories(engine: sa.Engine) -> dict[str, datetime]:
+    """code -> when its last crawl found no history, for the codes whose last crawl did."""
+    query = sa.select(securities.c.code, securities.c.empty_history_at).where(
+        securities.c.empty_history_at.is_not(None)
+    )
+    with read_connection(engine) as conn:
+        return {row.code: row.empty_history_at for row in conn.execute(query)}
+
+
+def note_histories(engine: sa.Engine, results: Iterable[CodeResult], now: datetime | None = None) -> None:
+    """Remember which crawls found no history at all (re-checked monthly), and forget it for those that found
+    some. Codes outside the securities table (typed on the command line) are not touched."""
+    empty = [r.code for r in results if r.ok and r.newest_trade_date is None]
+    found = [r.code for r in results if r.ok and r.newest_trade_date is not None]
+    with engine.begin() as conn:
+        if empty:
+            conn.execute(
+                sa.update(securities).where(securities.c.code.in_(empty)).values(empty_history_at=now or _now())
+            )
+        if found:
             conn.execute(
                 sa.update(securities)
-                .where(securities.c.code.in_(list(codes)))
-                .values(empty_history_at=now or datetime.now(UTC))
+                .where(securities.c.code.in_(found), securities.c.empty_history_at.is_not(None))
+                .values(empty_history_at=None)
             )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
