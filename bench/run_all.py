@@ -224,6 +224,25 @@ def _page_parts(pages: dict) -> str:
     return f"; of a page, this client's CPU up to {cpu:.1f} ms, the triggers in the server up to {triggers:.2f} ms"
 
 
+def _universe_scale(r: dict) -> list[Figure]:
+    return [
+        Figure(
+            f"resolve a {r['market_members']:,}-code market (markets: [US])",
+            f"{r['resolve_requests']} requests, {r['resolve_ratio_to_target']:.2f} x the 10 s target "
+            f"({r['resolve_first_s']} s first, {r['resolve_again_s']} s again)",
+            "<= 5 requests, < 1.00 x",
+            r["resolve_requests"] <= 5 and r["resolve_ratio_to_target"] < 1,
+        ),
+        Figure(
+            f"partitions sensor applies a {r['sensor_change_codes']:,}-code universe change",
+            f"{r['sensor_ratio_to_target']:.2f} x the 2 s target (evaluation and add); with Dagster's one-by-one "
+            f"deletes {r['sensor_with_deletes_ratio_to_target']:.2f} x",
+            "< 1.00 x",
+            r["sensor_ratio_to_target"] < 1,
+        ),
+    ]
+
+
 def _analyst_query_plans(r: dict) -> str:
     sections = [f"### `{name}`\n\n```\n{plan}\n```" for name, plan in r["plans"].items()]
     return "## Analyst query plans (EXPLAIN ANALYZE)\n\n" + "\n\n".join(sections) + "\n"
@@ -244,6 +263,7 @@ BENCHMARKS: dict[str, tuple[str, str, Callable[[dict], list[Figure]]]] = {
     "dagster_overhead": ("dagster_overhead.py", "dagster_overhead.json", _dagster_overhead),
     "export_memory": ("export_memory.py", "export_memory.json", _export_memory),
     "analyst_queries": ("analyst_queries.py", "analyst_queries.json", _analyst_queries),
+    "universe_scale": ("universe_scale.py", "universe_scale.json", _universe_scale),
 }
 
 
