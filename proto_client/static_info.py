@@ -140,7 +140,8 @@ def _records(infos: Iterable[qot_common_pb2.SecurityStaticInfo]) -> list[StaticI
 def user_security_group_request(group_type: int) -> bytes:
     request = qot_get_user_security_group_pb2.Request()
     request.c2s.groupType = group_type
-    return request.SerializeToString()
+    body: bytes = request.SerializeToString()
+    return body
 
 
 def parse_user_security_group_reply(body: bytes) -> list[WatchlistGroup]:
@@ -153,7 +154,8 @@ def parse_user_security_group_reply(body: bytes) -> list[WatchlistGroup]:
 def user_security_request(group_name: str) -> bytes:
     request = qot_get_user_security_pb2.Request()
     request.c2s.groupName = group_name
-    return request.SerializeToString()
+    body: bytes = request.SerializeToString()
+    return body
 
 
 def parse_user_security_reply(body: bytes) -> list[StaticInfo]:
@@ -166,7 +168,8 @@ def plate_security_request(market: int, plate: str, sort_field: int, ascend: boo
     request.c2s.plate.code = plate
     request.c2s.sortField = sort_field
     request.c2s.ascend = ascend
-    return request.SerializeToString()
+    body: bytes = request.SerializeToString()
+    return body
 
 
 def parse_plate_security_reply(body: bytes) -> list[StaticInfo]:
@@ -183,7 +186,8 @@ def static_info_request(market: int, sec_type: int, securities: Sequence[tuple[i
             c2s.securityList.add(market=number, code=symbol)
     else:
         c2s.market, c2s.secType = market, sec_type
-    return request.SerializeToString()
+    body: bytes = request.SerializeToString()
+    return body
 
 
 def parse_static_info_reply(body: bytes) -> list[StaticInfo]:
