@@ -15,6 +15,7 @@ from PIL import Image
 
 from pipelines.analysis.movers import days_to_cover_leaders, top_movers
 from pipelines.analysis.report import build_report
+from pipelines.analysis.series import read_series
 from pipelines.universe.resolve import Member, Resolution
 from pipelines.universe.store import apply_resolution
 from pipelines.warehouse import upsert_batch
@@ -86,6 +87,8 @@ def test_report_names_resolved_codes(warehouse_engine: sa.Engine) -> None:
     apply_resolution(warehouse_engine, resolution)
     with warehouse_engine.connect() as conn:
         report = build_report(conn, None)
+        assert read_series(conn, "US.DOWN").label == "US.DOWN Down Corp"  # a chart panel's title
+        assert read_series(conn, "US.UP").label == "US.UP"
     assert "| US.DOWN | Down Corp | 2026-10-30 | 2026-10-15 |" in report.markdown
     assert "| US.DOWN | Down Corp | 2026-10-30 | 2.00 |" in report.markdown
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from pipelines.warehouse import create_engine_for, upgrade
+from pipelines.warehouse import create_engine_for, read_short_interest, upgrade
 from tests.support.crawl import expected_rows, run_cli, stored_rows
 from tests.support.gateway import GatewayProcess
 
@@ -104,10 +104,14 @@ def test_load_without_codes_resolves_first_and_names_reach_the_views(
             loaded = set(conn.execute(sa.text("SELECT DISTINCT code FROM short_interest")).scalars())
             names = dict(conn.execute(sa.text("SELECT code, name FROM short_interest_latest")).all())
             changes = set(conn.execute(sa.text("SELECT DISTINCT name FROM short_interest_changes")).scalars())
+        frame = read_short_interest(engine=engine)
     finally:
         engine.dispose()
     assert loaded == {"US.TSLA", "HK.00700"}
     assert names == {"US.TSLA": "Tesla", "HK.00700": "TENCENT"} and changes == {"Tesla", "TENCENT"}
+    assert dict(zip(frame["code"], frame["name"], strict=True)) == {"US.TSLA": "Tesla", "HK.00700": "TENCENT"}
+    exported = run_cli("export", "US.TSLA", "--format", "csv", env=env)
+    assert exported.returncode == 0 and exported.stdout.splitlines()[1].endswith(",Tesla"), exported.stdout[:300]
 
 
 def test_a_code_without_history_is_rechecked_monthly_and_status_says_so(

@@ -1,5 +1,6 @@
 """Stored history as DataFrames for analysts who do not write SQL: `market`, `code`, `trade_date`, then the API's
-names for the markets read, ordered by market, code, date, in fixed dtypes so every chunk has one schema."""
+names for the markets read, then the security's `name` (from the securities table; empty for a code never
+resolved), ordered by market, code, date, in fixed dtypes so every chunk has one schema."""
 
 from __future__ import annotations
 
@@ -13,19 +14,20 @@ import sqlalchemy as sa
 from pipelines.config import Settings
 from pipelines.warehouse.engine import create_engine_for, read_connection
 from pipelines.warehouse.migrate import ensure_migrated
-from pipelines.warehouse.schema import table_for
+from pipelines.warehouse.schema import securities, table_for
 from proto_client.frames import COLUMNS
 from proto_client.security import Market, parse_code
 
 READ_CHUNK_ROWS = 20_000
 _COUNTS = frozenset({"shares_short", "avg_daily_share_volume", "aggregated_short"})
+NAME = "name"
 
 
 def frame_columns(markets: Sequence[Market]) -> list[str]:
     names = ["market", "code", "trade_date"]
     for market in markets:
         names += [c for c in COLUMNS[market] if not c.startswith("timestamp") and c not in names]
-    return names
+    return [*names, NAME]
 
 
 def markets_for(codes: Iterable[str] | None = None, market: Market | str | None = None) -> list[Market]:
@@ -38,11 +40,11 @@ def markets_for(codes: Iterable[str] | None = None, market: Market | str | None 
 
 
 def _frame(rows: Sequence[Sequence[object]], market: Market, columns: list[str]) -> pd.DataFrame:
-    names = [c for c in columns[1:] if c in table_for(market).c]
+    names = [c for c in columns[1:] if c in table_for(market).c] + [NAME]
     frame = pd.DataFrame(dict(zip(names, zip(*rows, strict=True), strict=True)) if rows else dict.fromkeys(names, ()))
     frame.insert(0, "market", market.prefix)
-    dtypes = {c: "Int64" if c in _COUNTS else "float64" for c in columns[3:]}
-    frame = frame.reindex(columns=columns).astype({"market": "str", "code": "str", **dtypes})
+    dtypes = {c: "Int64" if c in _COUNTS else "float64" for c in columns[3:-1]}
+    frame = frame.reindex(columns=columns).astype({"market": "str", "code": "str", NAME: "string", **dtypes})
     return frame.assign(trade_date=pd.to_datetime(frame["trade_date"]).astype("datetime64[ns]"))
 
 
@@ -67,8 +69,13 @@ def iter_short_interest_frames(
             where = [table.c.trade_date >= first] if first else []
             where += [table.c.trade_date <= last] if last else []
             where += [table.c.code.in_([c for c in codes if parse_code(c).market is m])] if codes is not None else []
-            selected = [table.c[c] for c in columns[1:] if c in table.c]
-            query = sa.select(*selected).where(*where).order_by(table.c.code, table.c.trade_date)
+            selected = [table.c[c] for c in columns[1:] if c in table.c] + [securities.c.name]
+            query = (
+                sa.select(*selected)
+                .outerjoin(securities, securities.c.code == table.c.code)
+                .where(*where)
+                .order_by(table.c.code, table.c.trade_date)
+            )
             result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(query)
             for part in result.partitions():
                 yield _frame(part, m, columns)
