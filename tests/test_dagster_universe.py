@@ -88,3 +88,25 @@ def test_daily_schedule_skips_a_watchlist_of_codes_only(tmp_path: Path) -> None:
     for path, expected in ((codes_only, dg.SkipReason), (sources, dg.RunRequest)):
         context = dg.build_schedule_context(resources={"watchlist": WatchlistResource(path=str(path))})
         assert isinstance(universe_daily(context), expected)
+
+
+def test_a_code_without_history_rests_a_month_in_dagster_runs(
+    tmp_path: Path, gateway_factory: Callable[..., GatewayProcess], sqlite_url: str
+) -> None:
+    groups = tmp_path / "groups.json"
+    groups.write_text(json.dumps({"Shorts": ["HK.00700", "HK.09988"]}))  # HK.09988: no history before 2019-11
+    gw = gateway_factory("--rate", "off", "--listing-rate", "off", "--as-of", "2019-06-03",
+                         "--groups-file", str(groups))  # fmt: skip
+    watchlist = tmp_path / "watchlist.yaml"
+    watchlist.write_text("futu_groups: [Shorts]\n")
+    upgrade(sqlite_url)
+    settings = Settings(opend_host=gw.host, opend_port=gw.port, database_url=sqlite_url, watchlist_path=watchlist)
+    instance = dg.DagsterInstance.ephemeral()
+    assert _materialize(instance, settings).success
+    tick(instance, watchlist, sqlite_url)
+    codes = partitions(instance)["hk_codes"]
+    assert codes == ["HK.00700", "HK.09988"]
+    first = run_market(instance, Market.HK, codes, resources_from_settings(settings), with_checks=False)
+    assert first.success and {c.code for c in first.codes if c.ok} == {"HK.00700", "HK.09988"}
+    second = run_market(instance, Market.HK, codes, resources_from_settings(settings), with_checks=False)
+    assert second.success and {c.code for c in second.codes if c.ok} == {"HK.00700"}  # HK.09988 not asked
