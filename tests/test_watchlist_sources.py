@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from pipelines.config import Settings
+from pipelines.config import RateLimit, Settings
 from pipelines.crawl.rate_limiter import reservations
 from pipelines.crawl.watchlist import WatchlistError, parse_watchlist_text
 from pipelines.universe.errors import GatewayResolutionError, ShrinkRefusedError, UnknownGroupError, UnknownPlateError
@@ -17,6 +18,7 @@ from pipelines.universe.resolve import check_shrink
 from proto_client.security import Market
 from proto_client.simulator.listings import ListingBook
 from tests.conftest import migrated_engine
+from tests.support.crawl import read_stats
 from tests.support.gateway import GatewayProcess
 
 ALL_KINDS = """
@@ -132,3 +134,27 @@ def test_shrink_guard() -> None:
         check_shrink(current, current[:4], allow_shrink=False)
     check_shrink(current, [], allow_shrink=True)
     check_shrink([], [], allow_shrink=False)
+
+
+def test_a_gateway_refusing_the_connection_is_a_resolution_error(
+    gateway_factory: Callable[..., GatewayProcess], tmp_path: Path
+) -> None:
+    refusing = gateway_factory("--refuse-init-connect", "client version too old")
+    with pytest.raises(GatewayResolutionError, match="client version too old"):
+        _resolve(refusing, "markets: [HK]\n", tmp_path)
+
+
+@pytest.mark.slow
+def test_the_limiter_waits_out_a_listing_window_instead_of_being_refused(
+    gateway_factory: Callable[..., GatewayProcess], tmp_path: Path
+) -> None:
+    gw = gateway_factory("--listing-rate", "2/3", "--stats-file", str(tmp_path / "stats.json"))
+    settings = Settings(opend_host=gw.host, opend_port=gw.port, listing_rate_limit=RateLimit(2, 3.0))
+    text = "futu_groups: [Shorts, Tech, All, US]\n"  # four 3213 requests: two windows of two
+    with migrated_engine(f"sqlite:///{tmp_path / 'w.db'}") as engine:
+        started = time.monotonic()
+        resolution = resolve_watchlist(settings, engine, parse_watchlist_text(text))
+        waited = time.monotonic() - started
+    stats = read_stats(tmp_path / "stats.json")
+    assert resolution.requests == 5 and waited >= 3.0
+    assert stats["listing_accepted"] == {"3213": 4, "3222": 1} and stats["listing_rejected"] == {}
