@@ -88,6 +88,18 @@ def test_invalid_watchlist_fails_the_tick_naming_every_bad_entry_and_keeps_parti
     assert partitions(instance) == {"us_codes": ["US.AAPL"], "hk_codes": ["HK.00700"]}
 
 
+def test_malformed_sources_fail_the_tick_naming_the_entry_and_keep_partitions(tmp_path: Path) -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    watchlist = tmp_path / "watchlist.yaml"
+    write_watchlist(watchlist, "HK.00700")
+    tick(instance, watchlist)
+    watchlist.write_text("codes: [HK.00700]\nmarkets: [JP]\nplates: [HSI Constituent]\n")
+    with pytest.raises(WatchlistError) as raised:
+        tick(instance, watchlist)
+    assert "markets entry 1 'JP'" in str(raised.value) and "plates entry 1 'HSI Constituent'" in str(raised.value)
+    assert partitions(instance) == {"us_codes": [], "hk_codes": ["HK.00700"]}
+
+
 def test_missing_watchlist_file_is_named(tmp_path: Path) -> None:
     missing = tmp_path / "nope.yaml"
     with pytest.raises(WatchlistError, match=r"nope\.yaml"):
