@@ -240,6 +240,13 @@ def _universe_scale(r: dict) -> list[Figure]:
             "< 1.00 x",
             r["sensor_ratio_to_target"] < 1,
         ),
+        Figure(
+            f"weekly refresh of a resolved {r['refresh_codes']}-code universe against the same codes typed",
+            f"{r['refresh_requests_per_code']:.2f} requests per code; {r['refresh_ratio_resolved_to_typed']:.4f} x "
+            f"with the day's {r['refresh_listing_requests']} listing requests",
+            "1.00 per code; 1.00 x (the listing requests are 2 per market, whatever its size)",
+            r["refresh_requests_per_code"] == 1 and r["refresh_ratio_resolved_to_typed"] < 1.01,
+        ),
     ]
 
 

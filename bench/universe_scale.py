@@ -10,7 +10,12 @@ this machine; the sensor applies a 10,000-code universe change in under 2 s. Fig
    timed from the tick's evaluation to the partition requests applied, for the first 10,000 codes and for a
    change of the universe (the group of codes swapped for another).
 
-Usage: python bench/universe_scale.py [--database-url URL] [--codes N]
+3. A weekly refresh of a resolved universe (`markets: [HK]` over --refresh-codes listed codes) against the same
+   codes typed: a full crawl as of one day, then, a week later, the day's resolution and the incremental
+   refresh; requests counted by the gateway. The crawl of a resolved code is the crawl of a typed one, so the
+   ratio is the resolution's own listing requests over the refresh's.
+
+Usage: python bench/universe_scale.py [--database-url URL] [--codes N] [--refresh-codes N]
 Writes bench/results/universe_scale.json.
 """
 
@@ -23,7 +28,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,7 +38,8 @@ if str(ROOT) not in sys.path:
 import dagster as dg  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
-from pipelines.config import Settings  # noqa: E402
+from pipelines.config import RateLimit, Settings  # noqa: E402
+from pipelines.crawl.crawler import open_crawler  # noqa: E402
 from pipelines.crawl.watchlist import load_watchlist  # noqa: E402
 from pipelines.orchestration.resources import WarehouseResource, WatchlistResource  # noqa: E402
 from pipelines.orchestration.sensors import watchlist_partitions_sensor  # noqa: E402
@@ -48,6 +54,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 RESOLVE_TARGET_S = 10.0
 RESOLVE_TARGET_REQUESTS = 5
 SENSOR_TARGET_S = 2.0
+AS_OF = date(2026, 5, 15)
 
 
 def _tick(instance: dg.DagsterInstance, watchlist: Path, url: str) -> tuple[float, float, float]:
@@ -77,10 +84,54 @@ def _tick(instance: dg.DagsterInstance, watchlist: Path, url: str) -> tuple[floa
     return evaluated - started, adding, deleting
 
 
+def _refresh_ratio(tmp: Path, codes: int) -> dict[str, object]:
+    """Requests of a weekly refresh of a resolved universe, per code, and against the same codes typed."""
+    with fresh_postgres_database("si_bench") as url:
+        upgrade(url)
+        return _refresh_counts(url, tmp, codes)
+
+
+def _refresh_counts(url: str, tmp: Path, codes: int) -> dict[str, object]:
+    watchlist = tmp / "hk.yaml"
+    watchlist.write_text("markets: [HK]\n")
+    engine = create_engine_for(url)
+    counts: dict[str, dict[str, int]] = {}
+    resolved: tuple[str, ...] = ()
+    try:
+        for name, as_of in (("full", AS_OF), ("weekly", AS_OF + timedelta(days=7))):
+            stats = tmp / f"refresh-{name}.json"
+            gateway = start_gateway(["--market-size", str(codes), "--rate", "off", "--listing-rate", "off",
+                                     "--as-of", as_of.isoformat(), "--stats-file", str(stats)])  # fmt: skip
+            try:
+                settings = Settings(gateway.host, gateway.port, RateLimit(10_000, 1.0), url)
+                resolved = refresh_universe(settings, engine, load_watchlist(watchlist)).change.watchlist
+                with open_crawler(settings) as crawler:
+                    failed = [r.code for r in crawler.crawl_codes(list(resolved)) if not r.ok]
+            finally:
+                gateway.stop()
+            if failed:
+                raise RuntimeError(f"refresh crawl failed for {failed[:5]}")
+            served = read_stats(stats)
+            counts[name] = {"short_interest": int(served["accepted"]),
+                            "listing": sum(served.get("listing_accepted", {}).values())}  # fmt: skip
+    finally:
+        engine.dispose()
+    weekly = counts["weekly"]
+    return {
+        "refresh_codes": len(resolved),
+        "refresh_requests_per_code": round(weekly["short_interest"] / len(resolved), 4),
+        "refresh_listing_requests": weekly["listing"],
+        "refresh_ratio_resolved_to_typed": round(
+            (weekly["short_interest"] + weekly["listing"]) / weekly["short_interest"], 4
+        ),
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     parser = argparse.ArgumentParser(prog="bench.universe_scale", description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", default=None, help="warehouse (default: a throwaway Postgres database)")
     parser.add_argument("--codes", type=int, default=10_000, help="synthetic codes the US market lists")
+    parser.add_argument("--refresh-codes", type=int, default=300, help="HK codes of the weekly refresh comparison")
     args = parser.parse_args(argv)
     with ExitStack() as stack:
         url = args.database_url or stack.enter_context(fresh_postgres_database("si_bench"))
@@ -124,6 +175,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
             )  # fmt: skip
         change_tick = _tick(instance, watchlist, url)
         changed = 2 * len(half)
+        refresh = _refresh_ratio(tmp, args.refresh_codes)
     result: dict[str, object] = {
         "benchmark": "universe_scale",
         "market_members": members,
@@ -145,6 +197,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
         ),
         "sensor_with_deletes_ratio_to_target": round(sum(change_tick) / SENSOR_TARGET_S, 3),
         "listing_requests_per_code": round(requests / max(resolved, 1), 6),
+        **refresh,
     }
     result["ok"] = (
         requests <= RESOLVE_TARGET_REQUESTS
