@@ -277,6 +277,32 @@ def _as_of_queries(r: dict) -> list[Figure]:
     ]
 
 
+def _universe_scale(r: dict) -> list[Figure]:
+    return [
+        Figure(
+            f"resolve a {r['market_members']:,}-code market (markets: [US])",
+            f"{r['resolve_requests']} requests, {r['resolve_ratio_to_target']:.2f} x the 10 s target "
+            f"({r['resolve_first_s']} s first, {r['resolve_again_s']} s again)",
+            "<= 5 requests, < 1.00 x",
+            r["resolve_requests"] <= 5 and r["resolve_ratio_to_target"] < 1,
+        ),
+        Figure(
+            f"partitions sensor applies a {r['sensor_change_codes']:,}-code universe change",
+            f"{r['sensor_ratio_to_target']:.2f} x the 2 s target (evaluation and add); with Dagster's one-by-one "
+            f"deletes {r['sensor_with_deletes_ratio_to_target']:.2f} x",
+            "< 1.00 x",
+            r["sensor_ratio_to_target"] < 1,
+        ),
+        Figure(
+            f"weekly refresh of a resolved {r['refresh_codes']}-code universe against the same codes typed",
+            f"{r['refresh_requests_per_code']:.2f} requests per code; {r['refresh_ratio_resolved_to_typed']:.4f} x "
+            f"with the day's {r['refresh_listing_requests']} listing requests",
+            "1.00 per code; 1.00 x (the listing requests are 2 per market, whatever its size)",
+            r["refresh_requests_per_code"] == 1 and r["refresh_ratio_resolved_to_typed"] < 1.01,
+        ),
+    ]
+
+
 def _analyst_query_plans(r: dict) -> str:
     sections = [f"### `{name}`\n\n```\n{plan}\n```" for name, plan in r["plans"].items()]
     return "## Analyst query plans (EXPLAIN ANALYZE)\n\n" + "\n\n".join(sections) + "\n"
@@ -299,6 +325,7 @@ BENCHMARKS: dict[str, tuple[str, str, Callable[[dict], list[Figure]]]] = {
     "export_memory": ("export_memory.py", "export_memory.json", _export_memory),
     "analyst_queries": ("analyst_queries.py", "analyst_queries.json", _analyst_queries),
     "as_of_queries": ("as_of_queries.py", "as_of_queries.json", _as_of_queries),
+    "universe_scale": ("universe_scale.py", "universe_scale.json", _universe_scale),
 }
 
 

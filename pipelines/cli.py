@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("pipelines.access.export_command", "write stored history as CSV, Parquet or JSON"),
     "demo": ("pipelines.demo", "start the demo gateway, migrate, and run the Dagster job end to end"),
     "ui": ("pipelines.ui", "open the Dagster UI (webserver and daemon) on the demo's instance"),
+    "watchlist": ("pipelines.universe.command", "resolve the watchlist's groups, plates and markets now and show it"),
     "chart": ("pipelines.analysis.chart_command", "draw codes' short interest against the close price as a PNG"),
     "check-env": ("pipelines.env_file_check", "refuse an environment file (it holds passwords) others can read"),
 }

@@ -5,6 +5,8 @@ OPEND_PORT                  gateway port (default 11111)
 OPEND_GATEWAYS              several gateways, one per account: comma-separated HOST:PORT, each optionally
                             HOST:PORT@REQUESTS/SECONDS; replaces OPEND_HOST/OPEND_PORT when set
 OPEND_RATE_LIMIT            REQUESTS/SECONDS allowed per account for the short-interest API (default 30/30)
+OPEND_LISTING_RATE_LIMIT    REQUESTS/SECONDS allowed per account for each listing call resolving the watchlist's
+                            groups, plates and markets (3222, 3213, 3205, 3202), each apart (default 10/30)
 OPEND_REPLY_TIMEOUT         seconds to wait for a reply before dropping the connection and retrying (default 15)
 OPEND_RSA_KEY_FILE          PEM RSA private key OpenD is configured with: encrypts the link (default: unset, plain)
 SHORTINTEREST_DATABASE_URL  SQLAlchemy URL of the warehouse (default sqlite:///.shortinterest/warehouse.db)
@@ -34,6 +36,7 @@ from proto_client.rate_limit import RateLimit
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 11111
 DEFAULT_RATE_LIMIT = RateLimit(30, 30.0)
+DEFAULT_LISTING_RATE_LIMIT = RateLimit(10, 30.0)
 DEFAULT_REPLY_TIMEOUT = 15.0
 DEFAULT_OUTAGE_TIMEOUT = 600.0
 DEFAULT_DATABASE_URL = "sqlite:///.shortinterest/warehouse.db"
@@ -44,12 +47,12 @@ class ConfigError(ValueError):
     """A setting is malformed; the message names the variable and the value."""
 
 
-def parse_rate_limit(text: str) -> RateLimit:
-    """OPEND_RATE_LIMIT's value."""
+def parse_rate_limit(text: str, variable: str = "OPEND_RATE_LIMIT") -> RateLimit:
+    """OPEND_RATE_LIMIT's value (or another rate variable's, named in the error)."""
     try:
         return RateLimit.parse(text)
     except ValueError as exc:
-        raise ConfigError(f"OPEND_RATE_LIMIT={text!r}: {exc}") from None
+        raise ConfigError(f"{variable}={text!r}: {exc}") from None
 
 
 def parse_reply_timeout(text: str) -> float:
@@ -127,6 +130,7 @@ class Settings:
     outage_timeout: float = DEFAULT_OUTAGE_TIMEOUT
     # OPEND_GATEWAYS; empty means the one gateway at opend_host:opend_port (see `all_gateways`).
     gateways: tuple[Gateway, ...] = ()
+    listing_rate_limit: RateLimit = DEFAULT_LISTING_RATE_LIMIT
 
     @property
     def all_gateways(self) -> tuple[Gateway, ...]:
@@ -158,6 +162,7 @@ class Settings:
         outage_text = env.get("SHORTINTEREST_OUTAGE_TIMEOUT")
         rate_limit = parse_rate_limit(rate_text) if rate_text is not None else DEFAULT_RATE_LIMIT
         gateways_text = env.get("OPEND_GATEWAYS", "").strip()
+        listing_text = env.get("OPEND_LISTING_RATE_LIMIT")
         return cls(
             opend_host=env.get("OPEND_HOST") or DEFAULT_HOST,
             opend_port=port,
@@ -168,6 +173,11 @@ class Settings:
             rsa_key_file=Path(env["OPEND_RSA_KEY_FILE"]) if env.get("OPEND_RSA_KEY_FILE") else None,
             outage_timeout=parse_outage_timeout(outage_text) if outage_text is not None else DEFAULT_OUTAGE_TIMEOUT,
             gateways=parse_gateways(gateways_text, rate_limit) if gateways_text else (),
+            listing_rate_limit=(
+                parse_rate_limit(listing_text, "OPEND_LISTING_RATE_LIMIT")
+                if listing_text is not None
+                else DEFAULT_LISTING_RATE_LIMIT
+            ),
         )
 
 

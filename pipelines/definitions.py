@@ -15,15 +15,20 @@ from pipelines.orchestration.report import report_after_loads_sensor, report_job
 from pipelines.orchestration.resources import default_resources
 from pipelines.orchestration.schedules import weekly_schedules
 from pipelines.orchestration.sensors import watchlist_partitions_sensor
+from pipelines.orchestration.universe import universe, universe_daily, universe_job
 from proto_client.security import Market
 
 
 def build_definitions() -> dg.Definitions:
     """Everything the code location serves; resources read the environment when this is called."""
     return dg.Definitions(
-        assets=[*short_interest_assets(), short_interest_report],
-        jobs=[*(job for market in Market for job in (refresh_job(market), full_refresh_job(market))), report_job],
-        schedules=weekly_schedules(),
+        assets=[universe, *short_interest_assets(), short_interest_report],
+        jobs=[
+            *(job for market in Market for job in (refresh_job(market), full_refresh_job(market))),
+            report_job,
+            universe_job,
+        ],
+        schedules=[*weekly_schedules(), universe_daily],
         sensors=[watchlist_partitions_sensor, report_after_loads_sensor, *alert_sensors(AlertSettings.from_env())],
         resources=default_resources(),
     )

@@ -20,9 +20,10 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import TypeVar
 
 from proto_client.connection import Connection, ConnectionDropped, Endpoint
 from proto_client.encryption import RsaKey
@@ -43,8 +44,26 @@ from proto_client.messages import (
 from proto_client.page_walk import PageWalk
 from proto_client.records import END_OF_DATA, Page
 from proto_client.security import Security, parse_code
+from proto_client.static_info import (
+    LISTING_PROTOS,
+    PROTO_GET_PLATE_SECURITY,
+    PROTO_GET_STATIC_INFO,
+    PROTO_GET_USER_SECURITY,
+    PROTO_GET_USER_SECURITY_GROUP,
+    StaticInfo,
+    WatchlistGroup,
+    parse_plate_security_reply,
+    parse_static_info_reply,
+    parse_user_security_group_reply,
+    parse_user_security_reply,
+    plate_security_request,
+    static_info_request,
+    user_security_group_request,
+    user_security_request,
+)
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 KEEPALIVE_FRACTION = 0.8
 # How often the keepalive thread looks again while there is no connection or it is busy.
@@ -58,7 +77,8 @@ class OpenDClient:
       It is read here, so a missing, unreadable or non-RSA file raises KeyFileError (naming the path)
       before any connection.
     - `connect_timeout` bounds the TCP connect and InitConnect together; `reply_timeout` each request.
-    - `throttle` is called before every Qot_GetShortInterest write (a shared rate limiter).
+    - `throttle` is called before every Qot_GetShortInterest write (a shared rate limiter);
+      `listing_throttles` (proto id -> callable) before each listing call's, since OpenD limits each call apart.
     - `check_quote_login`: ask GetGlobalState once per new connection and raise QuoteLoginError when the
       gateway is not logged in to the quote server, instead of letting every request be refused.
     - `settings_proven`: these settings completed InitConnect with this gateway before (a retried run), so a
@@ -79,6 +99,7 @@ class OpenDClient:
         rsa_key_file: str | os.PathLike[str] | None = None,
         check_quote_login: bool = False,
         settings_proven: bool = False,
+        listing_throttles: Mapping[int, Callable[[], object]] | None = None,
     ) -> None:
         if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
             raise ValueError(f"port must be an integer from 1 to 65535, got {port!r}")
@@ -93,6 +114,14 @@ class OpenDClient:
         self._reply_timeout = reply_timeout
         self._client_id = client_id or f"shortinterest-{uuid.uuid4().hex[:16]}"
         self._throttle = throttle
+        unknown = set(listing_throttles or ()) - set(LISTING_PROTOS)
+        if unknown:
+            raise ValueError(
+                f"listing_throttles names protos {sorted(unknown)}; listing protos are {sorted(LISTING_PROTOS)}"
+            )
+        self._throttles: dict[int, Callable[[], object]] = dict(listing_throttles or {})
+        if throttle is not None:
+            self._throttles[PROTO_GET_SHORT_INTEREST] = throttle
         self._max_body_len = max_body_len
         self._lock = threading.Lock()
         self._trade_days = TradeDays()
@@ -103,6 +132,7 @@ class OpenDClient:
         self._keepalive: tuple[threading.Thread, threading.Event] | None = None
         self._last_io = time.monotonic()
         self._requests_sent = 0
+        self._listing_requests_sent = 0
         self._keepalives_sent = 0
         self._connects = 0
         self._settings_proven = settings_proven
@@ -142,6 +172,11 @@ class OpenDClient:
     def requests_sent(self) -> int:
         """3249 requests put on the wire, resends included: what the gateway's rate limit counts."""
         return self._requests_sent
+
+    @property
+    def listing_requests_sent(self) -> int:
+        """Listing requests (3202, 3205, 3213, 3222) put on the wire, resends included."""
+        return self._listing_requests_sent
 
     @property
     def keepalives_sent(self) -> int:
@@ -206,6 +241,42 @@ class OpenDClient:
                 raise QuoteLoginError(_not_logged_in(self._endpoint, exc.ret_msg)) from exc
             raise
 
+    def get_watchlist_groups(self, group_type: int = 3) -> list[WatchlistGroup]:
+        """The account's watchlist groups of one GroupType (3: all, 1: custom, 2: system)."""
+        return self._listing(
+            PROTO_GET_USER_SECURITY_GROUP, user_security_group_request(group_type), parse_user_security_group_reply
+        )
+
+    def get_watchlist(self, group_name: str) -> list[StaticInfo]:
+        """The securities of the watchlist group named `group_name`."""
+        return self._listing(PROTO_GET_USER_SECURITY, user_security_request(group_name), parse_user_security_reply)
+
+    def get_plate_securities(
+        self, market: int, plate: str, sort_field: int = 1, ascend: bool = True
+    ) -> list[StaticInfo]:
+        """The securities of a plate (an index's constituents: market 1, "HSI Constituent")."""
+        return self._listing(
+            PROTO_GET_PLATE_SECURITY,
+            plate_security_request(market, plate, sort_field, ascend),
+            parse_plate_security_reply,
+        )
+
+    def get_static_info(
+        self, market: int, sec_type: int, securities: Sequence[tuple[int, str]] = ()
+    ) -> list[StaticInfo]:
+        """Every security of one SecurityType in a QotMarket, or only `securities` ((market, symbol) pairs)."""
+        return self._listing(
+            PROTO_GET_STATIC_INFO, static_info_request(market, sec_type, securities), parse_static_info_reply
+        )
+
+    def _listing(self, proto_id: int, body: bytes, parse: Callable[[bytes], _T]) -> _T:
+        try:
+            return parse(self._call(proto_id, body))
+        except RequestError as exc:
+            if exc.is_quote_login_down:
+                raise QuoteLoginError(_not_logged_in(self._endpoint, exc.ret_msg)) from exc
+            raise
+
     def iter_short_interest(
         self, code: str | Security, *, start_key: str | None = None, num: int = MAX_PAGE_SIZE
     ) -> Iterator[Page]:
@@ -230,12 +301,12 @@ class OpenDClient:
     def _call(self, proto_id: int, body: bytes) -> bytes:
         """Send one request and return its reply body, reconnecting and resending once if the peer had gone.
 
-        Only Qot_GetShortInterest is throttled, once per write. The throttle runs outside the lock: a rate
-        limiter may block for most of a window, and the keepalive thread must still reach the idle
-        connection meanwhile. The connection is opened before throttling so an unreachable gateway costs
-        no rate-limit token.
+        Qot_GetShortInterest and the listing calls are throttled, each by its own, once per write. The throttle
+        runs outside the lock: a rate limiter may block for most of a window, and the keepalive thread must
+        still reach the idle connection meanwhile. The connection is opened before throttling so an unreachable
+        gateway costs no rate-limit token.
         """
-        throttle = self._throttle if proto_id == PROTO_GET_SHORT_INTEREST else None
+        throttle = self._throttles.get(proto_id)
         resent = False
         while True:
             if throttle is not None:
@@ -246,6 +317,8 @@ class OpenDClient:
                 conn = self._ensure_connection()
                 if proto_id == PROTO_GET_SHORT_INTEREST:
                     self._requests_sent += 1
+                elif proto_id in LISTING_PROTOS:
+                    self._listing_requests_sent += 1
                 try:
                     return self._exchange(conn, proto_id, body).body
                 except ConnectionDropped as exc:

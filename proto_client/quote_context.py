@@ -3,14 +3,15 @@
 A script written against futu / moomoo runs unchanged with `from proto_client import OpenQuoteContext,
 RET_OK, RET_ERROR`: the call returns `(RET_OK, us_df, hk_df)` or `(RET_ERROR, message, None)`, never raises,
 and its frames equal futu-api 10.11's (tests/test_quote_context_differential.py runs both against one
-gateway). Where the official client sends a request the gateway can only refuse (a malformed code, num
-outside 1..50) this one refuses it locally, naming the bad value, and spends no request.
+gateway). The four listing calls come from proto_client.listing_calls. Where the official client sends a
+request the gateway can only refuse (a malformed code, num outside 1..50) this one refuses it locally,
+naming the bad value, and spends no request.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import TracebackType
 
 import pandas as pd
@@ -18,24 +19,25 @@ import pandas as pd
 from proto_client.client import OpenDClient
 from proto_client.errors import InvalidCodeError, OpenDError, RequestError
 from proto_client.frames import market_frame, page_frames
+from proto_client.listing_calls import RET_ERROR, RET_OK, ListingCalls
 from proto_client.messages import MAX_PAGE_SIZE
 from proto_client.records import ShortInterestRow
 from proto_client.security import parse_code
 
-RET_OK = 0
-RET_ERROR = -1
 DEFAULT_NUM = 10  # the API page's default page size
 
 Result = tuple[int, pd.DataFrame, pd.DataFrame] | tuple[int, str, None]
 
 
-class OpenQuoteContext:
-    """A quote context serving `get_short_interest`; open it as a context manager or call `close()`.
+class OpenQuoteContext(ListingCalls):
+    """A quote context serving `get_short_interest` and the listing calls (proto_client.listing_calls); open it
+    as a context manager or call `close()`.
 
     The connection opens on the first request. For a gateway configured with an RSA key, pass the same key
     file as `rsa_key_file` (futu-api's `is_encrypt=True` with `SysConfig.set_init_rsa_file`). `throttle`, if
     given, is called before every short-interest request (pipelines.access.live builds one from
-    OPEND_RATE_LIMIT or the warehouse's shared limiter).
+    OPEND_RATE_LIMIT or the warehouse's shared limiter); `listing_throttles` (proto id -> callable) before
+    each listing call's.
     """
 
     def __init__(
@@ -48,6 +50,7 @@ class OpenQuoteContext:
         throttle: Callable[[], object] | None = None,
         connect_timeout: float = 5.0,
         reply_timeout: float = 15.0,
+        listing_throttles: Mapping[int, Callable[[], object]] | None = None,
     ) -> None:
         if is_encrypt and rsa_key_file is None:
             raise ValueError("is_encrypt=True needs the gateway's RSA key: pass rsa_key_file=PATH")
@@ -60,6 +63,7 @@ class OpenQuoteContext:
             reply_timeout=reply_timeout,
             throttle=throttle,
             rsa_key_file=rsa_key_file,
+            listing_throttles=listing_throttles,
         )
 
     def __repr__(self) -> str:

@@ -16,6 +16,9 @@ from PIL import Image
 
 from pipelines.analysis.movers import days_to_cover_leaders, top_movers
 from pipelines.analysis.report import build_report
+from pipelines.analysis.series import read_series
+from pipelines.universe.resolve import Member, Resolution
+from pipelines.universe.store import apply_resolution
 from pipelines.warehouse import upsert_batch
 from proto_client.records import HkShortInterestRow, UsShortInterestRow
 from proto_client.security import Market
@@ -72,12 +75,24 @@ def test_report_has_both_tables_and_one_embedded_chart(warehouse_engine: sa.Engi
     with warehouse_engine.connect() as conn:
         report = build_report(conn, None)
     text = report.markdown
-    assert "| US.DOWN | 2026-10-30 | 2026-10-15 | 200 | -800 | -80.0 % |" in text
-    assert "| US.UP | 2026-10-30 | 7.50 |" in text
+    assert "| US.DOWN |  | 2026-10-30 | 2026-10-15 | 200 | -800 | -80.0 % |" in text  # never resolved: no name
+    assert "| US.UP |  | 2026-10-30 | 7.50 |" in text
     images = re.findall(r"!\[[^\]]*\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", text)
     assert len(images) == 1
     png = base64.b64decode(images[0])
     assert png == report.chart_png and png.startswith(b"\x89PNG")
+
+
+def test_report_names_resolved_codes(warehouse_engine: sa.Engine) -> None:
+    load_known_figures(warehouse_engine)
+    resolution = Resolution((Member("US.DOWN", "Down Corp", "STOCK", 1, sources=("codes",)),))
+    apply_resolution(warehouse_engine, resolution)
+    with warehouse_engine.connect() as conn:
+        report = build_report(conn, None)
+        assert read_series(conn, "US.DOWN").label == "US.DOWN Down Corp"  # a chart panel's title
+        assert read_series(conn, "US.UP").label == "US.UP"
+    assert "| US.DOWN | Down Corp | 2026-10-30 | 2026-10-15 |" in report.markdown
+    assert "| US.DOWN | Down Corp | 2026-10-30 | 2.00 |" in report.markdown
 
 
 def test_report_of_an_empty_warehouse_says_so(warehouse_engine: sa.Engine) -> None:

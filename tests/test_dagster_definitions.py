@@ -45,7 +45,7 @@ def test_dagster_cli_validates_the_workspace(tmp_path: Path) -> None:
 def test_two_assets_partitioned_by_their_markets_codes() -> None:
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert keys == {"us_short_interest", "hk_short_interest", "short_interest_report"}
+    assert keys == {"universe", "us_short_interest", "hk_short_interest", "short_interest_report"}
     for market in ("us", "hk"):
         asset = defs.resolve_assets_def(f"{market}_short_interest")
         assert isinstance(asset.partitions_def, dg.DynamicPartitionsDefinition)
@@ -58,6 +58,7 @@ def test_two_assets_partitioned_by_their_markets_codes() -> None:
         checks = {key.name for key in graph.asset_check_keys if key.asset_key == asset.key}
         assert checks == {"cadence_gaps", "values_in_range", "trade_date_matches_timestamp", "freshness"}
         assert asset.can_subset  # checks can run alone, and the load without them
+        assert graph.get(asset.key).parent_keys == {dg.AssetKey("universe")}
 
 
 def test_jobs_schedules_and_sensor() -> None:
@@ -68,13 +69,14 @@ def test_jobs_schedules_and_sensor() -> None:
         "hk_short_interest_refresh",
         "hk_short_interest_full_refresh",
         "short_interest_report_job",
+        "universe_refresh",
     }
     full = defs.resolve_job_def("hk_short_interest_full_refresh")
     assert full.get_run_config_for_partition_key("HK.00700") == {
         "ops": {"hk_short_interest": {"config": {"full": True}}}
     }
     assert defs.resolve_job_def("hk_short_interest_refresh").tags["shortinterest/gateway"] == "opend"
-    assert {s.name for s in defs.schedules or []} == {"hk_weekly_refresh", "us_weekly_refresh"}
+    assert {s.name for s in defs.schedules or []} == {"hk_weekly_refresh", "us_weekly_refresh", "universe_daily"}
     for name in ("watchlist_partitions", "report_after_loads"):
         assert defs.resolve_sensor_def(name).default_status == dg.DefaultSensorStatus.RUNNING
 

@@ -8,7 +8,7 @@ import dagster as dg
 import pytest
 
 from pipelines.crawl.watchlist import WatchlistError
-from pipelines.orchestration.resources import WatchlistResource
+from pipelines.orchestration.resources import WarehouseResource, WatchlistResource
 from pipelines.orchestration.sensors import watchlist_partitions_sensor
 from pipelines.orchestration.watchlist_sync import plan_sync, sync_partitions
 from proto_client.security import Market
@@ -18,11 +18,15 @@ def write_watchlist(path: Path, *codes: str) -> None:
     path.write_text("codes:\n" + "".join(f"  - {code}\n" for code in codes), encoding="utf-8")
 
 
-def tick(instance: dg.DagsterInstance, watchlist: Path) -> dg.SensorResult | dg.SkipReason:
+def tick(
+    instance: dg.DagsterInstance, watchlist: Path, database_url: str = "sqlite://"
+) -> dg.SensorResult | dg.SkipReason:
     """Evaluate the sensor once and apply its partition requests, as the daemon does."""
-    context = dg.build_sensor_context(
-        instance=instance, resources={"watchlist": WatchlistResource(path=str(watchlist))}
-    )
+    resources = {
+        "watchlist": WatchlistResource(path=str(watchlist)),
+        "warehouse": WarehouseResource(database_url=database_url),
+    }
+    context = dg.build_sensor_context(instance=instance, resources=resources)
     result = watchlist_partitions_sensor(context)
     if isinstance(result, dg.SensorResult):
         for request in result.dynamic_partitions_requests or []:
@@ -82,6 +86,18 @@ def test_invalid_watchlist_fails_the_tick_naming_every_bad_entry_and_keeps_parti
     assert "US.MSFT" not in message
     # A broken file must not read as "the watchlist is now empty": nothing is removed or added.
     assert partitions(instance) == {"us_codes": ["US.AAPL"], "hk_codes": ["HK.00700"]}
+
+
+def test_malformed_sources_fail_the_tick_naming_the_entry_and_keep_partitions(tmp_path: Path) -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    watchlist = tmp_path / "watchlist.yaml"
+    write_watchlist(watchlist, "HK.00700")
+    tick(instance, watchlist)
+    watchlist.write_text("codes: [HK.00700]\nmarkets: [JP]\nplates: [HSI Constituent]\n")
+    with pytest.raises(WatchlistError) as raised:
+        tick(instance, watchlist)
+    assert "markets entry 1 'JP'" in str(raised.value) and "plates entry 1 'HSI Constituent'" in str(raised.value)
+    assert partitions(instance) == {"us_codes": [], "hk_codes": ["HK.00700"]}
 
 
 def test_missing_watchlist_file_is_named(tmp_path: Path) -> None:

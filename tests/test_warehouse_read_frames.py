@@ -31,9 +31,10 @@ BOTH = {
     "short_percent": "float64",
     "avg_daily_share_volume": "Int64",
     "days_to_cover": "float64",
+    "name": "string",
 }
 US_ONLY = ["market", "code", "trade_date", "shares_short", "short_percent", "avg_daily_share_volume"]
-US_ONLY += ["days_to_cover", "close_price", "last_close_price"]
+US_ONLY += ["days_to_cover", "close_price", "last_close_price", "name"]
 
 
 @pytest.fixture(scope="module", params=["postgres", "sqlite"])

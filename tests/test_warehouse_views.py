@@ -45,6 +45,14 @@ REFERENCE: dict[str, str] = {
                   FROM short_interest s) with_previous
     """,
 }
+# The reference's columns: the views also carry `name` (migration 0008), tested in tests/test_securities.py.
+COLUMNS = {
+    "short_interest_latest": "market, code, trade_date, short_shares, short_percent, close_price, last_close_price, "
+    "updated_at",
+    "short_interest_changes": "market, code, trade_date, short_shares, short_percent, previous_trade_date, "
+    "previous_short_shares, short_shares_change, short_shares_change_percent, close_price, last_close_price, "
+    "updated_at",
+}
 WEEK = timedelta(days=7)
 # Days between one code's reports: next to, at and past a month, and years.
 GAPS = [1, 30, 31, 32, 45, 400, 31, 29, 1_500]
@@ -73,14 +81,14 @@ def assert_views_match_reference(engine: sa.Engine) -> None:
         newest = rows_of(conn, "SELECT code, trade_date FROM short_interest_newest")
         assert newest == rows_of(conn, "SELECT code, max(trade_date) FROM short_interest GROUP BY code")
         for view, reference in REFERENCE.items():
-            assert rows_of(conn, f"SELECT * FROM {view}") == rows_of(conn, reference), view
+            assert rows_of(conn, f"SELECT {COLUMNS[view]} FROM {view}") == rows_of(conn, reference), view
             for day in [*dates, date(1999, 1, 1)]:
                 where = "WHERE trade_date = :day"
-                got = rows_of(conn, f"SELECT * FROM {view} {where}", day=day)
+                got = rows_of(conn, f"SELECT {COLUMNS[view]} FROM {view} {where}", day=day)
                 assert got == rows_of(conn, f"SELECT * FROM ({reference}) r {where}", day=day), (view, day)
             for code in [*codes, "US.NONE"]:
                 where = "WHERE code = :code"
-                got = rows_of(conn, f"SELECT * FROM {view} {where}", code=code)
+                got = rows_of(conn, f"SELECT {COLUMNS[view]} FROM {view} {where}", code=code)
                 assert got == rows_of(conn, f"SELECT * FROM ({reference}) r {where}", code=code), (view, code)
         movers = (
             "SELECT code, short_shares_change_percent FROM {} WHERE trade_date = :day "
@@ -234,7 +242,7 @@ def test_downgrade_restores_the_window_views_and_upgrade_fills_the_newest_dates(
     assert not [ix for ix in inspector.get_indexes("us_short_interest") if ix["name"].endswith("_trade_date")]
     with history.connect() as conn:
         for view, reference in REFERENCE.items():
-            definition = rows_of(conn, f"SELECT * FROM {view}")
+            definition = rows_of(conn, f"SELECT {COLUMNS[view]} FROM {view}")
             assert definition == rows_of(conn, reference), view
     # Written while the triggers are gone, then picked up when the newest dates are filled anew.
     insert_as_before_0007(history, us_row("US.AAPL", FIRST_DAY + 60 * WEEK))

@@ -96,7 +96,8 @@ codes:
     [
         ("", "found an empty file"),
         ("- US.AAPL\n", "expected a mapping with a `codes:` list, found a list"),
-        ("code:\n  - US.AAPL\n", "missing the `codes:` key (keys found: 'code')"),
+        ("code:\n  - US.AAPL\n", "unknown key 'code' (a watchlist takes `codes:`, `futu_groups:`"),
+        ("{}\n", "missing the `codes:` key, and no `futu_groups:`, `plates:` or `markets:`"),
         ("codes:\n", "`codes:` must be a list of codes, found nothing"),
         ("codes: US.AAPL\n", "`codes:` must be a list of codes, found a str"),
         ("codes: []\n", "lists no codes"),
@@ -140,10 +141,9 @@ def test_too_many_entries_are_refused() -> None:
         parse_watchlist_text(text)
 
 
-def test_unknown_top_level_keys_are_noted_not_fatal() -> None:
-    wl = parse_watchlist_text("owner: data-eng\ncodes: [US.AAPL]\n")
-    assert wl.codes == ("US.AAPL",)
-    assert wl.notes == ("ignored unknown key(s): 'owner'",)
+def test_unknown_top_level_keys_are_refused_by_name() -> None:
+    with pytest.raises(WatchlistError, match="unknown key 'futu_group'"):
+        parse_watchlist_text("futu_group: [Shorts]\ncodes: [US.AAPL]\n")
 
 
 def test_shipped_watchlist_is_valid_and_covers_both_markets() -> None:

@@ -1,7 +1,7 @@
 """A least-privilege role for the services and loads, so that a bug or a leaked URL cannot drop or empty tables.
 
 Revision ID: 0009_loader_role
-Revises: 0007_point_in_time
+Revises: 0008_securities
 
 `shortinterest_loader` (NOLOGIN; logins are made its members) may read every table and view and write what
 loading writes, nothing more:
@@ -34,7 +34,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0009_loader_role"
-down_revision = "0007_point_in_time"
+down_revision = "0008_securities"
 branch_labels = None
 depends_on = None
 

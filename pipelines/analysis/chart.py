@@ -54,7 +54,7 @@ def draw(series: Sequence[CodeSeries], *, title: str | None = None, width_px: in
 
 
 def _panel(ax: Axes, series: CodeSeries) -> None:
-    ax.set_title(series.code, loc="left", fontsize=12, fontweight="bold")
+    ax.set_title(series.label, loc="left", fontsize=12, fontweight="bold")
     if not series.dates:
         ax.text(0.5, 0.5, f"no stored rows for {series.code}", ha="center", va="center", transform=ax.transAxes)
         ax.set_xticks([])

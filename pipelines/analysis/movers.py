@@ -13,7 +13,7 @@ from datetime import date
 
 import sqlalchemy as sa
 
-from pipelines.warehouse.schema import us_short_interest
+from pipelines.warehouse.schema import securities, us_short_interest
 
 _latest = sa.table("short_interest_latest", sa.column("code"), sa.column("trade_date"))
 _changes = sa.table(
@@ -30,6 +30,7 @@ _changes = sa.table(
             "previous_short_shares",
             "short_shares_change",
             "short_shares_change_percent",
+            "name",
         )
     ),
 )
@@ -47,6 +48,7 @@ class Mover:
     short_shares_change: int | None
     change_percent: float | None
     short_percent: float | None
+    name: str | None = None  # from the securities table (migration 0008); None for a code never resolved
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +60,7 @@ class CoverLeader:
     days_to_cover: float
     shares_short: int | None
     short_percent: float | None
+    name: str | None = None
 
 
 def _date(value: object) -> date:
@@ -78,6 +81,7 @@ def top_movers(conn: sa.Connection, codes: Collection[str] | None = None, *, lim
             c.short_shares_change,
             c.short_shares_change_percent,
             c.short_percent,
+            c.name,
         )
         .join(_latest, sa.and_(_latest.c.code == c.code, _latest.c.trade_date == c.trade_date))
         .where(c.short_shares_change_percent.is_not(None))
@@ -100,6 +104,7 @@ def top_movers(conn: sa.Connection, codes: Collection[str] | None = None, *, lim
             short_shares_change=r[5],
             change_percent=None if r[6] is None else float(r[6]),
             short_percent=r[7],
+            name=r[8],
         )
         for r in conn.execute(query)
     ]
@@ -111,12 +116,13 @@ def days_to_cover_leaders(
     """US codes with the most days to cover in their newest report."""
     u = us_short_interest.c
     query = (
-        sa.select(u.code, u.trade_date, u.days_to_cover, u.shares_short, u.short_percent)
+        sa.select(u.code, u.trade_date, u.days_to_cover, u.shares_short, u.short_percent, securities.c.name)
         .join(_latest, sa.and_(_latest.c.code == u.code, _latest.c.trade_date == u.trade_date))
+        .outerjoin(securities, securities.c.code == u.code)
         .where(u.days_to_cover.is_not(None))
         .order_by(u.days_to_cover.desc(), u.code)
         .limit(limit)
     )
     if codes is not None:
         query = query.where(u.code.in_(sorted(code for code in codes if code.startswith("US."))))
-    return [CoverLeader(r[0], r[1], float(r[2]), r[3], r[4]) for r in conn.execute(query)]
+    return [CoverLeader(r[0], r[1], float(r[2]), r[3], r[4], r[5]) for r in conn.execute(query)]

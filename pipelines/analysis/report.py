@@ -54,6 +54,7 @@ def _movers_table(movers: tuple[Mover, ...]) -> str:
     rows = [
         (
             m.code,
+            m.name or "",
             m.trade_date,
             m.previous_trade_date,
             _count(m.short_shares),
@@ -63,7 +64,7 @@ def _movers_table(movers: tuple[Mover, ...]) -> str:
         )
         for m in movers
     ]
-    header = ["code", "report", "previous", "shares short", "change", "change %", "short %"]
+    header = ["code", "name", "report", "previous", "shares short", "change", "change %", "short %"]
     return markdown_table(header, rows)
 
 
@@ -73,6 +74,7 @@ def _leaders_table(leaders: tuple[CoverLeader, ...]) -> str:
     rows = [
         (
             r.code,
+            r.name or "",
             r.trade_date,
             f"{r.days_to_cover:.2f}",
             _count(r.shares_short),
@@ -80,7 +82,7 @@ def _leaders_table(leaders: tuple[CoverLeader, ...]) -> str:
         )
         for r in leaders
     ]
-    return markdown_table(["code", "report", "days to cover", "shares short", "short % of float"], rows)
+    return markdown_table(["code", "name", "report", "days to cover", "shares short", "short % of float"], rows)
 
 
 def _count(value: int | None) -> str:

@@ -7,7 +7,7 @@ from datetime import date
 
 import sqlalchemy as sa
 
-from pipelines.warehouse.schema import PERCENT_COLUMN, SHARES_COLUMN, table_for
+from pipelines.warehouse.schema import PERCENT_COLUMN, SHARES_COLUMN, securities, table_for
 from proto_client.security import Market, parse_code
 
 # What "short interest as a percentage" means in each market's source.
@@ -24,6 +24,12 @@ class CodeSeries:
     short_shares: tuple[int | None, ...]
     short_percent: tuple[float | None, ...]
     close_price: tuple[float | None, ...]
+    name: str | None = None  # from the securities table; None for a code never resolved
+
+    @property
+    def label(self) -> str:
+        """`HK.00700 TENCENT`, or the code alone."""
+        return f"{self.code} {self.name}" if self.name else self.code
 
     def __len__(self) -> int:
         return len(self.dates)
@@ -46,6 +52,7 @@ def read_series(conn: sa.Connection, code: str, *, since: date | None = None) ->
     if since is not None:
         query = query.where(table.c.trade_date >= since)
     rows = conn.execute(query).all()
+    name = conn.execute(sa.select(securities.c.name).where(securities.c.code == code)).scalar_one_or_none()
     return CodeSeries(
         code=code,
         market=market,
@@ -53,4 +60,5 @@ def read_series(conn: sa.Connection, code: str, *, since: date | None = None) ->
         short_shares=tuple(r[1] for r in rows),
         short_percent=tuple(r[2] for r in rows),
         close_price=tuple(r[3] for r in rows),
+        name=name,
     )

@@ -27,6 +27,9 @@ from pipelines.crawl.outage import DependencyDownError, stopped_message
 from pipelines.crawl.progress import LoadProgress, summary
 from pipelines.crawl.watchlist import Watchlist, WatchlistError, load_watchlist, watchlist_from_entries
 from pipelines.failures import fail, first_line
+from pipelines.universe.errors import ResolutionError
+from pipelines.universe.refresh import refresh_universe
+from pipelines.universe.store import note_histories, resting_codes
 from pipelines.warehouse import WarehouseNotMigratedError, mask_url, read_connection
 from pipelines.warehouse.errors import WarehouseError
 from proto_client.encryption import KeyFileError
@@ -70,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
     usage: list[GatewayUsage] = []
     try:
         with open_gateway_pool(settings, on_event=progress.on_event, on_outage=progress.note) as pool:
+            if watchlist.sources.needs_gateway:
+                codes = _resolved(settings, pool.engine, watchlist)
             with read_connection(pool.engine) as conn:
                 estimate = estimate_load(conn, codes, combined_rate(settings.all_gateways), full=args.full)
             print(
@@ -87,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
                         results.append(result)
             finally:
                 usage = pool.usage()
+            if watchlist.sources.needs_gateway:
+                note_histories(pool.engine, results)
     except KeyFileError as exc:
         return _fail(f"OPEND_RSA_KEY_FILE: {exc}\nnothing was loaded", EXIT_USAGE)
     except (EncryptionError, QuoteLoginError) as exc:
@@ -98,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
         return _fail(stopped_message(exc, [c for c in codes if c not in done]), EXIT_OUTAGE)
     except WarehouseNotMigratedError as exc:
         return _fail(str(exc), EXIT_FAILED)
+    except ResolutionError as exc:
+        return _fail(f"{exc}\nnothing was loaded", EXIT_FAILED)
     except WarehouseError as exc:
         return _fail(str(exc), EXIT_USAGE)
     except GatewayConnectionError as exc:
@@ -137,6 +146,23 @@ def _codes(codes: list[str], settings: Settings) -> Watchlist:
     for note in watchlist.notes:
         log.warning("command line: %s", note)
     return watchlist
+
+
+def _resolved(settings: Settings, engine: sa.Engine, watchlist: Watchlist) -> tuple[str, ...]:
+    """The watchlist's groups, plates and markets resolved first (a few requests), written to securities; the
+    codes to load, less those whose last crawl within a month found no history."""
+    refresh = refresh_universe(settings, engine, watchlist)
+    change = refresh.change
+    print(
+        f"watchlist {watchlist.source} resolved in {refresh.resolution.requests} requests: "
+        f"{len(change.watchlist)} codes, {len(change.joined)} joined, {len(change.left)} left",
+        flush=True,
+    )
+    resting = sorted(resting_codes(engine, change.watchlist))
+    if resting:
+        shown = ", ".join(resting[:5]) + (f" and {len(resting) - 5} more" if len(resting) > 5 else "")
+        print(f"not now, re-checked monthly as their last crawl found no history: {shown}", flush=True)
+    return tuple(code for code in change.watchlist if code not in set(resting))
 
 
 def _stopped(reason: str, results: list[CodeResult]) -> str:

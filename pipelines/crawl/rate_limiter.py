@@ -43,6 +43,7 @@ import sqlalchemy as sa
 
 from pipelines.config import RateLimit
 from pipelines.crawl.lock_keys import advisory_lock_key
+from proto_client.static_info import LISTING_PROTOS
 
 DEFAULT_BUCKET = "opend:Qot_GetShortInterest"
 
@@ -282,3 +283,17 @@ _SQLITE_NEWEST = f"SELECT {_NEWEST}"
 _SQLITE_INSERT = "INSERT INTO rate_limit_reservations (bucket, reserved_at) VALUES (?, ?)"
 _SQLITE_GIVE_BACK = "DELETE FROM rate_limit_reservations WHERE id = ?"
 _SQLITE_PRUNE = "DELETE FROM rate_limit_reservations WHERE bucket = ? AND reserved_at < ?"
+
+
+def listing_bucket(gateway_name: str, call: str) -> str:
+    """The bucket of one listing call on one gateway: OpenD limits each call apart, per account, so resolving a
+    watchlist never takes the short-interest crawl's budget nor another call's."""
+    return f"opend:{gateway_name}:{call}"
+
+
+def listing_throttles(engine: sa.Engine, gateway_name: str, rate: RateLimit) -> dict[int, Callable[[], float]]:
+    """proto id -> the shared limiter's acquire, one bucket per listing call of `gateway_name`."""
+    return {
+        proto_id: SharedRateLimiter(engine, rate, bucket=listing_bucket(gateway_name, call)).acquire
+        for proto_id, call in LISTING_PROTOS.items()
+    }

@@ -20,6 +20,8 @@ from pipelines.crawl.watchlist import WatchlistError, load_watchlist
 from pipelines.failures import fail, first_line
 from pipelines.orchestration.quality import market_today
 from pipelines.tables import format_table
+from pipelines.universe.store import RECHECK_EMPTY_AFTER, empty_histories
+from pipelines.universe.store import watchlist_codes as watchlist_codes_of
 from pipelines.warehouse import (
     CrawlState,
     create_engine_for,
@@ -58,8 +60,10 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, WarehouseError) as exc:
         return fail(COMMAND, str(exc), 2)
     watchlist_codes: tuple[str, ...] = ()
+    resolved = False
     try:
-        watchlist_codes = load_watchlist(settings.watchlist_path).codes
+        watchlist = load_watchlist(settings.watchlist_path)
+        watchlist_codes, resolved = watchlist.codes, watchlist.sources.needs_gateway
     except WatchlistError as exc:
         if args.check:
             return fail(COMMAND, f"watchlist: {exc}", 1)
@@ -68,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{COMMAND}: warning: {exc}", file=sys.stderr)
     try:
         ensure_migrated(engine)
+        if resolved:  # groups, plates, markets: the last resolution says what is in the watchlist
+            watchlist_codes = tuple(watchlist_codes_of(engine))
         if args.prune:
             with engine.begin() as conn:
                 dropped = {state.code for state in list_crawl_states(conn)} - set(watchlist_codes)
@@ -78,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
             counts = row_counts(conn)
             codes = list(watchlist_codes) + sorted((set(states) | set(counts)) - set(watchlist_codes))
             newest = {code: newest_trade_date(conn, code) for code in codes if code in counts}
+        empty = empty_histories(engine)
     except WarehouseNotMigratedError as exc:
         return fail(COMMAND, str(exc), 1)
     except sa.exc.SQLAlchemyError as exc:
@@ -89,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         return _check(watchlist_codes, states, newest)
     watched = set(watchlist_codes)
     print(f"warehouse {mask_url(engine.url)}, watchlist {settings.watchlist_path}")
-    print(_table([c for c in codes if c in watched], states, newest, counts))
+    print(_table([c for c in codes if c in watched], states, newest, counts, empty))
     errors = [s for s in (states.get(c) for c in codes if c in watched) if s is not None and s.last_error]
     if errors:
         print("\nlast errors:")
@@ -98,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     others = [c for c in codes if c not in watched]
     if others:
         print(f"\nnot in the watchlist ({len(others)}):")
-        print(_table(others, states, newest, counts))
+        print(_table(others, states, newest, counts, empty))
         if any(code in states for code in others):
             print(f"`{COMMAND} --prune` forgets their crawl state; their rows stay")
     return 0
@@ -115,7 +122,11 @@ def _check(codes: tuple[str, ...], states: dict[str, CrawlState], newest: dict[s
 
 
 def _table(
-    codes: list[str], states: dict[str, CrawlState], newest: dict[str, date | None], counts: dict[str, int]
+    codes: list[str],
+    states: dict[str, CrawlState],
+    newest: dict[str, date | None],
+    counts: dict[str, int],
+    empty: dict[str, datetime],
 ) -> str:
     rows = []
     for code in codes:
@@ -129,7 +140,7 @@ def _table(
                 _when(state.last_success_at if state else None),
                 _when(state.last_attempt_at if state else None),
                 (state.last_gateway if state else None) or "-",
-                _condition(state),
+                _empty(empty[code]) if code in empty else _condition(state),
             ]
         )
     headers = ["code", "newest trade date", "rows", "last load", "last attempt", "gateway", "state"]
@@ -138,6 +149,10 @@ def _table(
 
 def _when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "never"
+
+
+def _empty(checked: datetime) -> str:
+    return f"no history at {_when(checked)}: re-checked monthly, next after {(checked + RECHECK_EMPTY_AFTER):%Y-%m-%d}"
 
 
 def _condition(state: CrawlState | None) -> str:

@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from pipelines.universe.sources import SOURCE_KEYS, WatchlistSources, parse_sources
 from proto_client.errors import InvalidCodeError
 from proto_client.security import Market, parse_code
 
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_ENTRIES = 10_000
+WATCHLIST_KEYS = ("codes", *SOURCE_KEYS)
 
 # Letters, digits, the market dot and a class-suffix dash: anything else (quotes, semicolons, `$`,
 # slashes, ...) is not a code however it is cased, so it is refused rather than "normalized".
@@ -56,11 +58,15 @@ class WatchlistError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Watchlist:
-    """Validated, normalized, de-duplicated codes in file order."""
+    """Validated, normalized, de-duplicated codes in file order, and the sources to resolve besides them.
+
+    With `sources.needs_gateway` the codes are only the typed part: pipelines.universe resolves the rest.
+    """
 
     codes: tuple[str, ...]
     source: str = "<memory>"
     notes: tuple[str, ...] = ()
+    sources: WatchlistSources = field(default_factory=WatchlistSources)
 
     def for_market(self, market: Market) -> tuple[str, ...]:
         return tuple(code for code in self.codes if parse_code(code).market is market)
@@ -119,49 +125,64 @@ def parse_watchlist_text(text: str, source: str = "<text>") -> Watchlist:
     if not isinstance(document, dict):
         found = "an empty file" if document is None else f"a {type(document).__name__}"
         raise WatchlistError(source, [f"expected a mapping with a `codes:` list, found {found}"])
+    unknown = [k for k in document if k not in WATCHLIST_KEYS]
+    if unknown:
+        known = ", ".join(f"`{k}:`" for k in WATCHLIST_KEYS)
+        raise WatchlistError(source, [f"unknown key {k!r} (a watchlist takes {known})" for k in unknown])
+    sources, problems, notes = parse_sources(document, read_codes)
+    if problems:
+        raise WatchlistError(source, problems)
     if "codes" not in document:
-        keys = ", ".join(repr(k) for k in document) or "none"
-        raise WatchlistError(source, [f"missing the `codes:` key (keys found: {keys})"])
+        if sources.needs_gateway:
+            return Watchlist((), source, tuple(notes), sources)
+        raise WatchlistError(source, ["missing the `codes:` key, and no `futu_groups:`, `plates:` or `markets:`"])
     entries = document["codes"]
     if not isinstance(entries, list):
         found = "nothing" if entries is None else f"a {type(entries).__name__}"
         raise WatchlistError(source, [f"`codes:` must be a list of codes, found {found}"])
     if not entries:
+        if sources.needs_gateway:
+            return Watchlist((), source, tuple(notes), sources)
         raise WatchlistError(source, ["`codes:` lists no codes"])
     if len(entries) > MAX_ENTRIES:
         raise WatchlistError(source, [f"`codes:` has {len(entries)} entries; the limit is {MAX_ENTRIES}"])
-
-    extra_keys = [k for k in document if k != "codes"]
-    notes = ["ignored unknown key(s): " + ", ".join(repr(k) for k in extra_keys)] if extra_keys else []
-    return watchlist_from_entries(entries, source, notes=notes)
+    typed = watchlist_from_entries(entries, source, notes=notes)
+    return Watchlist(typed.codes, source, typed.notes, sources)
 
 
 def watchlist_from_entries(entries: Sequence[object], source: str, *, notes: Sequence[str] = ()) -> Watchlist:
     """Validate codes given directly (e.g. on the command line) exactly as a watchlist file's entries."""
     if len(entries) > MAX_ENTRIES:
         raise WatchlistError(source, [f"{len(entries)} codes; the limit is {MAX_ENTRIES}"])
-    all_notes = list(notes)
+    codes, problems, read_notes = read_codes(entries)
+    all_notes = [*notes, *read_notes]
+    if problems:
+        raise WatchlistError(source, problems)
+    if not codes:
+        raise WatchlistError(source, ["no codes given"])
+    return Watchlist(tuple(codes), source, tuple(all_notes))
+
+
+def read_codes(entries: Sequence[object], label: str = "entry") -> tuple[list[str], list[str], list[str]]:
+    """(codes, problems, notes) of code entries, each problem or note naming `label` and the entry's number."""
     problems: list[str] = []
+    notes: list[str] = []
     codes: list[str] = []
     first_seen: dict[str, int] = {}
     for number, entry in enumerate(entries, start=1):
         try:
             code, note = normalize_entry(entry)
         except InvalidCodeError as exc:
-            problems.append(f"entry {number} {entry!r}: {exc.reason}")
+            problems.append(f"{label} {number} {entry!r}: {exc.reason}")
             continue
         if note:
-            all_notes.append(f"entry {number}: {note}")
+            notes.append(f"{label} {number}: {note}")
         if code in first_seen:
-            all_notes.append(f"entry {number}: {code} repeats entry {first_seen[code]}; loaded once")
+            notes.append(f"{label} {number}: {code} repeats {label} {first_seen[code]}; loaded once")
             continue
         first_seen[code] = number
         codes.append(code)
-    if problems:
-        raise WatchlistError(source, problems)
-    if not codes:
-        raise WatchlistError(source, ["no codes given"])
-    return Watchlist(tuple(codes), source, tuple(all_notes))
+    return codes, problems, notes
 
 
 def normalize_entry(entry: object) -> tuple[str, str | None]:

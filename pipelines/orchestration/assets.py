@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from pydantic import Field
 
 from pipelines.config import ConfigError
-from pipelines.crawl.crawler import describe_failure
+from pipelines.crawl.crawler import CodeResult, describe_failure
 from pipelines.crawl.events import CrawlEvent, EventKind
 from pipelines.crawl.gateway_pool import GatewayUsage
 from pipelines.crawl.outage import DependencyDownError, stopped_message
@@ -34,6 +34,8 @@ from pipelines.orchestration.partitions import partition_name, partitions_for
 from pipelines.orchestration.quality import market_today
 from pipelines.orchestration.resources import GatewayResource, WarehouseResource
 from pipelines.orchestration.run_retries import first_attempt_start, loaded_since
+from pipelines.orchestration.universe import UNIVERSE_KEY
+from pipelines.universe.store import note_histories, resting_codes
 from pipelines.warehouse.engine import read_connection
 from pipelines.warehouse.errors import WarehouseError
 from pipelines.warehouse.schema import table_for
@@ -107,6 +109,7 @@ def _define(market: Market) -> dg.AssetsDefinition:
         kinds={"sql"},
         metadata=table_metadata(table),
         skippable=True,  # materializations are recorded per code by the op, not by an output
+        deps=[UNIVERSE_KEY],  # the resolved watchlist (securities) says which codes are partitions
     )
 
     @dg.multi_asset(
@@ -161,10 +164,12 @@ def _load(
     at start (run retries have no delay of their own).
     """
     codes, retry = _codes_to_load(context, engine)
+    results: list[CodeResult] = []
     prefix = load.market.prefix
     done: set[str] = set()
     try:
         settings = load.gateway.settings(load.database_url)
+        codes = _due(context, engine, codes)
         how = "full re-crawl" if load.full else "incremental; codes never loaded get their whole history"
         context.log.info(
             f"loading {len(codes)} {prefix} code(s) ({how}) from "
@@ -187,8 +192,10 @@ def _load(
             if isinstance(outcome, CodeFailure):
                 yield outcome
                 continue
+            results.append(outcome)
             summary = load_summary(outcome, _row_count(context, load, engine, outcome.code))
             yield dg.AssetMaterialization(asset_key=load.key, partition=outcome.code, description=summary.line())
+        _note(context, engine, results)
     except DependencyDownError as exc:
         not_loaded = [code for code in codes if code not in done]
         raise OutageStoppedRunError(
@@ -205,6 +212,30 @@ def _load(
     except QuoteLoginError as exc:
         # No code can get past it; the codes materialized before it stay loaded.
         raise dg.Failure(description=f"{prefix} load stopped: {exc}") from exc
+
+
+def _due(context: dg.AssetExecutionContext, engine: sa.Engine, codes: list[str]) -> list[str]:
+    """The run's codes less those whose last crawl, within a month, found no history (re-checked monthly).
+
+    A warehouse that cannot say (not migrated, down) rests none: the load then says what is wrong with it.
+    """
+    try:
+        resting = resting_codes(engine, codes)
+    except sa.exc.SQLAlchemyError:
+        return codes
+    if resting:
+        context.log.info(
+            f"{len(resting)} code(s) whose last crawl found no history are re-checked monthly, not in this run: "
+            + ", ".join(sorted(resting)[:5])
+        )
+    return [code for code in codes if code not in resting]
+
+
+def _note(context: dg.AssetExecutionContext, engine: sa.Engine, results: list[CodeResult]) -> None:
+    try:
+        note_histories(engine, results)
+    except sa.exc.SQLAlchemyError as exc:
+        context.log.warning(f"which codes found no history was not recorded: {describe_failure(exc)}")
 
 
 def _row_count(context: dg.AssetExecutionContext, load: _Load, engine: sa.Engine, code: str) -> int | None:

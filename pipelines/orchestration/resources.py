@@ -18,6 +18,7 @@ from pydantic import Field
 from pipelines.config import (
     DEFAULT_DATABASE_URL,
     DEFAULT_HOST,
+    DEFAULT_LISTING_RATE_LIMIT,
     DEFAULT_OUTAGE_TIMEOUT,
     DEFAULT_PORT,
     DEFAULT_RATE_LIMIT,
@@ -59,6 +60,13 @@ class GatewayResource(dg.ConfigurableResource):
         default=RateLimitConfig(),
         description="Requests per seconds allowed per account for the short-interest API (OPEND_RATE_LIMIT).",
     )
+    listing_rate_limit: RateLimitConfig = Field(
+        default=RateLimitConfig.of(DEFAULT_LISTING_RATE_LIMIT),
+        description=(
+            "Requests per seconds allowed per account for each listing call resolving the watchlist's groups, "
+            "plates and markets (OPEND_LISTING_RATE_LIMIT)."
+        ),
+    )
     reply_timeout: float = Field(
         default=DEFAULT_REPLY_TIMEOUT,
         description="Seconds to wait for a reply before dropping the connection and retrying (OPEND_REPLY_TIMEOUT).",
@@ -84,6 +92,10 @@ class GatewayResource(dg.ConfigurableResource):
             rate = RateLimit(self.rate_limit.requests, self.rate_limit.seconds)
         except ValueError as exc:
             raise ConfigError(f"OPEND_RATE_LIMIT: {exc}") from None
+        try:
+            listing_rate = RateLimit(self.listing_rate_limit.requests, self.listing_rate_limit.seconds)
+        except ValueError as exc:
+            raise ConfigError(f"OPEND_LISTING_RATE_LIMIT: {exc}") from None
         return Settings(
             opend_host=self.host,
             opend_port=self.port,
@@ -93,6 +105,7 @@ class GatewayResource(dg.ConfigurableResource):
             reply_timeout=self.reply_timeout,
             rsa_key_file=Path(self.rsa_key_file) if self.rsa_key_file else None,
             outage_timeout=self.outage_timeout,
+            listing_rate_limit=listing_rate,
         )
 
 
@@ -154,6 +167,7 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
             port=_env_int_or("OPEND_PORT", DEFAULT_PORT),  # type: ignore[arg-type]
             gateways=_env_or("OPEND_GATEWAYS", ""),
             rate_limit=RateLimitConfig.of(settings.rate_limit),
+            listing_rate_limit=RateLimitConfig.of(settings.listing_rate_limit),
             reply_timeout=settings.reply_timeout,
             rsa_key_file=dg.EnvVar("OPEND_RSA_KEY_FILE") if settings.rsa_key_file else None,
             outage_timeout=settings.outage_timeout,
@@ -171,6 +185,7 @@ def resources_from_settings(settings: Settings) -> dict[str, dg.ConfigurableReso
             port=settings.opend_port,
             gateways=",".join(f"{g.name}@{g.rate_limit}" for g in settings.gateways),
             rate_limit=RateLimitConfig.of(settings.rate_limit),
+            listing_rate_limit=RateLimitConfig.of(settings.listing_rate_limit),
             reply_timeout=settings.reply_timeout,
             rsa_key_file=str(settings.rsa_key_file) if settings.rsa_key_file else None,
             outage_timeout=settings.outage_timeout,

@@ -1,5 +1,6 @@
 """Stored history as DataFrames for analysts who do not write SQL: `market`, `code`, `trade_date`, then the API's
-names for the markets read, ordered by market, code, date, in fixed dtypes so every chunk has one schema.
+names for the markets read, then the security's `name` (from the securities table; empty for a code never
+resolved), ordered by market, code, date, in fixed dtypes so every chunk has one schema.
 
 Read as of a moment (pipelines/warehouse/as_of.py), the rows are the reports known then with the values held
 then, and three columns follow: `published_on`, `version_recorded_at` and `backfilled`."""
@@ -17,20 +18,21 @@ from pipelines.config import Settings
 from pipelines.warehouse.as_of import BACKFILLED, RECORDED_AT, as_of_moment, held_as_of
 from pipelines.warehouse.engine import create_engine_for, read_connection
 from pipelines.warehouse.migrate import ensure_migrated
-from pipelines.warehouse.schema import PUBLISHED_ON, table_for
+from pipelines.warehouse.schema import PUBLISHED_ON, securities, table_for
 from proto_client.frames import COLUMNS
 from proto_client.security import Market, parse_code
 
 READ_CHUNK_ROWS = 20_000
 _COUNTS = frozenset({"shares_short", "avg_daily_share_volume", "aggregated_short"})
 AS_OF_COLUMNS = (PUBLISHED_ON, RECORDED_AT, BACKFILLED)
+NAME = "name"
 
 
 def frame_columns(markets: Sequence[Market], *, as_of: bool = False) -> list[str]:
     names = ["market", "code", "trade_date"]
     for market in markets:
         names += [c for c in COLUMNS[market] if not c.startswith("timestamp") and c not in names]
-    return names + list(AS_OF_COLUMNS) if as_of else names
+    return [*names, NAME, *AS_OF_COLUMNS] if as_of else [*names, NAME]
 
 
 def markets_for(codes: Iterable[str] | None = None, market: Market | str | None = None) -> list[Market]:
@@ -43,11 +45,12 @@ def markets_for(codes: Iterable[str] | None = None, market: Market | str | None 
 
 
 def _frame(rows: Sequence[Sequence[object]], market: Market, columns: list[str]) -> pd.DataFrame:
-    names = [c for c in columns[1:] if c in table_for(market).c or c in AS_OF_COLUMNS]
+    # Rows hold the table's columns (and the as-of ones) as selected, then the name joined from securities.
+    names = [c for c in columns[1:] if c in table_for(market).c or c in AS_OF_COLUMNS] + [NAME]
     frame = pd.DataFrame(dict(zip(names, zip(*rows, strict=True), strict=True)) if rows else dict.fromkeys(names, ()))
     frame.insert(0, "market", market.prefix)
-    dtypes = {c: "Int64" if c in _COUNTS else "float64" for c in columns[3:] if c not in AS_OF_COLUMNS}
-    frame = frame.reindex(columns=columns).astype({"market": "str", "code": "str", **dtypes})
+    dtypes = {c: "Int64" if c in _COUNTS else "float64" for c in columns[3:] if c not in (NAME, *AS_OF_COLUMNS)}
+    frame = frame.reindex(columns=columns).astype({"market": "str", "code": "str", NAME: "string", **dtypes})
     if PUBLISHED_ON in columns:
         as_of: dict[str, pd.Series] = {
             PUBLISHED_ON: pd.to_datetime(frame[PUBLISHED_ON]).astype("datetime64[ns]"),
@@ -81,8 +84,13 @@ def iter_short_interest_frames(
             where = [table.c.trade_date >= first] if first else []
             where += [table.c.trade_date <= last] if last else []
             where += [table.c.code.in_([c for c in codes if parse_code(c).market is m])] if codes is not None else []
-            selected = [table.c[c] for c in columns[1:] if c in table.c]
-            query = sa.select(*selected).where(*where).order_by(table.c.code, table.c.trade_date)
+            selected = [table.c[c] for c in columns[1:] if c in table.c] + [securities.c.name]
+            query = (
+                sa.select(*selected)
+                .outerjoin(securities, securities.c.code == table.c.code)
+                .where(*where)
+                .order_by(table.c.code, table.c.trade_date)
+            )
             result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(query)
             for part in result.partitions():
                 yield _frame(part, m, columns)

@@ -244,6 +244,34 @@ def _history_table(data: sa.Table) -> sa.Table:
 us_short_interest_history = _history_table(us_short_interest)
 hk_short_interest_history = _history_table(hk_short_interest)
 
+
+# The resolved watchlist (migration 0008), written by pipelines.universe.store; the views join it for `name`.
+securities = sa.Table(
+    "securities",
+    metadata,
+    sa.Column("code", sa.String(32), nullable=False, comment="Full security code, e.g. US.AAPL or HK.00700."),
+    sa.Column("market", sa.String(2), nullable=False, comment="Market of the security: 'US' or 'HK'."),
+    sa.Column("name", sa.String(200), comment="Name as OpenD lists it; NULL for a typed code it did not describe."),
+    sa.Column("security_type", sa.String(16), comment="STOCK or ETF, as OpenD's SecurityType names it."),
+    sa.Column("lot_size", sa.Integer(), comment="Shares per board lot."),
+    sa.Column("listing_date", sa.Date(), comment="Listing date as OpenD gives it."),
+    sa.Column("delisted", sa.Boolean(), nullable=False, server_default=sa.false(),
+              comment="OpenD lists the security as delisted: its rows are kept, it is not refreshed."),
+    sa.Column("sources", sa.JSON(), nullable=False,
+              comment='The watchlist sources that named it: "codes", "group:NAME", "plate:CODE", "market:HK".'),
+    sa.Column("in_watchlist", sa.Boolean(), nullable=False,
+              comment="Whether the last resolution keeps it in the watchlist (listed, not excluded)."),
+    sa.Column("joined_at", UtcDateTime(), nullable=False, comment="When it last joined the watchlist (UTC)."),
+    sa.Column("left_at", UtcDateTime(), comment="When it left the watchlist (UTC); NULL while in it."),
+    sa.Column("resolved_at", UtcDateTime(), nullable=False, comment="The last resolution that named it (UTC)."),
+    sa.Column("empty_history_at", UtcDateTime(),
+              comment="When a crawl last found no history for it (UTC): re-checked monthly, not weekly."),
+    sa.PrimaryKeyConstraint("code", name="pk_securities"),
+    sa.CheckConstraint("market IN ('US', 'HK')", name="ck_securities_market"),
+    sa.Index("ix_securities_in_watchlist", "in_watchlist", "code"),
+    comment="The resolved watchlist: every security its sources named, with names, kept when it leaves.",
+)  # fmt: skip
+
 DATA_TABLES: dict[Market, sa.Table] = {Market.US: us_short_interest, Market.HK: hk_short_interest}
 HISTORY_TABLES: dict[Market, sa.Table] = {Market.US: us_short_interest_history, Market.HK: hk_short_interest_history}
 KEY_COLUMNS = ("code", "trade_date")

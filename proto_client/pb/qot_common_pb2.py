@@ -24,15 +24,29 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n proto_client/pb/qot_common.proto\x12\x1eshortinterest.opend.qot_common\"(\n\x08Security\x12\x0e\n\x06market\x18\x01 \x02(\x05\x12\x0c\n\x04\x63ode\x18\x02 \x02(\t*\xe1\x01\n\tQotMarket\x12\x15\n\x11QotMarket_Unknown\x10\x00\x12\x19\n\x15QotMarket_HK_Security\x10\x01\x12\x17\n\x13QotMarket_HK_Future\x10\x02\x12\x19\n\x15QotMarket_US_Security\x10\x0b\x12\x1b\n\x17QotMarket_CNSH_Security\x10\x15\x12\x1b\n\x17QotMarket_CNSZ_Security\x10\x16\x12\x19\n\x15QotMarket_SG_Security\x10\x1f\x12\x19\n\x15QotMarket_JP_Security\x10)')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n proto_client/pb/qot_common.proto\x12\x1eshortinterest.opend.qot_common\"(\n\x08Security\x12\x0e\n\x06market\x18\x01 \x02(\x05\x12\x0c\n\x04\x63ode\x18\x02 \x02(\t\"!\n\tQotHeader\x12\x14\n\x0csecurityFirm\x18\x01 \x01(\x05\"\xdb\x01\n\x13SecurityStaticBasic\x12:\n\x08security\x18\x01 \x02(\x0b\x32(.shortinterest.opend.qot_common.Security\x12\n\n\x02id\x18\x02 \x02(\x03\x12\x0f\n\x07lotSize\x18\x03 \x02(\x05\x12\x0f\n\x07secType\x18\x04 \x02(\x05\x12\x0c\n\x04name\x18\x05 \x02(\t\x12\x10\n\x08listTime\x18\x06 \x02(\t\x12\x11\n\tdelisting\x18\x07 \x01(\x08\x12\x15\n\rlistTimestamp\x18\x08 \x01(\x01\x12\x10\n\x08\x65xchType\x18\t \x01(\x05\"\\\n\x13WarrantStaticExData\x12\x0c\n\x04type\x18\x01 \x02(\x05\x12\x37\n\x05owner\x18\x02 \x02(\x0b\x32(.shortinterest.opend.qot_common.Security\"\xaa\x02\n\x12OptionStaticExData\x12\x0c\n\x04type\x18\x01 \x02(\x05\x12\x37\n\x05owner\x18\x02 \x02(\x0b\x32(.shortinterest.opend.qot_common.Security\x12\x12\n\nstrikeTime\x18\x03 \x02(\t\x12\x13\n\x0bstrikePrice\x18\x04 \x02(\x01\x12\x0f\n\x07suspend\x18\x05 \x02(\x08\x12\x0e\n\x06market\x18\x06 \x02(\t\x12\x17\n\x0fstrikeTimestamp\x18\x07 \x01(\x01\x12\x17\n\x0findexOptionType\x18\x08 \x01(\x05\x12\x17\n\x0f\x65xpirationCycle\x18\t \x01(\x05\x12\x1a\n\x12optionStandardType\x18\n \x01(\x05\x12\x1c\n\x14optionSettlementMode\x18\x0b \x01(\x05\"_\n\x12\x46utureStaticExData\x12\x15\n\rlastTradeTime\x18\x01 \x02(\t\x12\x1a\n\x12lastTradeTimestamp\x18\x02 \x01(\x01\x12\x16\n\x0eisMainContract\x18\x03 \x02(\x08\"\xb8\x02\n\x12SecurityStaticInfo\x12\x42\n\x05\x62\x61sic\x18\x01 \x02(\x0b\x32\x33.shortinterest.opend.qot_common.SecurityStaticBasic\x12J\n\rwarrantExData\x18\x02 \x01(\x0b\x32\x33.shortinterest.opend.qot_common.WarrantStaticExData\x12H\n\x0coptionExData\x18\x03 \x01(\x0b\x32\x32.shortinterest.opend.qot_common.OptionStaticExData\x12H\n\x0c\x66utureExData\x18\x04 \x01(\x0b\x32\x32.shortinterest.opend.qot_common.FutureStaticExData*\xe1\x01\n\tQotMarket\x12\x15\n\x11QotMarket_Unknown\x10\x00\x12\x19\n\x15QotMarket_HK_Security\x10\x01\x12\x17\n\x13QotMarket_HK_Future\x10\x02\x12\x19\n\x15QotMarket_US_Security\x10\x0b\x12\x1b\n\x17QotMarket_CNSH_Security\x10\x15\x12\x1b\n\x17QotMarket_CNSZ_Security\x10\x16\x12\x19\n\x15QotMarket_SG_Security\x10\x1f\x12\x19\n\x15QotMarket_JP_Security\x10)*\xcb\x02\n\x0cSecurityType\x12\x18\n\x14SecurityType_Unknown\x10\x00\x12\x15\n\x11SecurityType_Bond\x10\x01\x12\x15\n\x11SecurityType_Bwrt\x10\x02\x12\x15\n\x11SecurityType_Eqty\x10\x03\x12\x16\n\x12SecurityType_Trust\x10\x04\x12\x18\n\x14SecurityType_Warrant\x10\x05\x12\x16\n\x12SecurityType_Index\x10\x06\x12\x16\n\x12SecurityType_Plate\x10\x07\x12\x15\n\x11SecurityType_Drvt\x10\x08\x12\x19\n\x15SecurityType_PlateSet\x10\t\x12\x17\n\x13SecurityType_Future\x10\n\x12\x16\n\x12SecurityType_Forex\x10\x0b\x12\x17\n\x13SecurityType_Crypto\x10\x0c')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'proto_client.pb.qot_common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_QOTMARKET']._serialized_start=111
-  _globals['_QOTMARKET']._serialized_end=336
+  _globals['_QOTMARKET']._serialized_start=1175
+  _globals['_QOTMARKET']._serialized_end=1400
+  _globals['_SECURITYTYPE']._serialized_start=1403
+  _globals['_SECURITYTYPE']._serialized_end=1734
   _globals['_SECURITY']._serialized_start=68
   _globals['_SECURITY']._serialized_end=108
+  _globals['_QOTHEADER']._serialized_start=110
+  _globals['_QOTHEADER']._serialized_end=143
+  _globals['_SECURITYSTATICBASIC']._serialized_start=146
+  _globals['_SECURITYSTATICBASIC']._serialized_end=365
+  _globals['_WARRANTSTATICEXDATA']._serialized_start=367
+  _globals['_WARRANTSTATICEXDATA']._serialized_end=459
+  _globals['_OPTIONSTATICEXDATA']._serialized_start=462
+  _globals['_OPTIONSTATICEXDATA']._serialized_end=760
+  _globals['_FUTURESTATICEXDATA']._serialized_start=762
+  _globals['_FUTURESTATICEXDATA']._serialized_end=857
+  _globals['_SECURITYSTATICINFO']._serialized_start=860
+  _globals['_SECURITYSTATICINFO']._serialized_end=1172
 # @@protoc_insertion_point(module_scope)

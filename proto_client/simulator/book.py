@@ -44,12 +44,13 @@ class DemoBook:
         revision: int = 0,
         extra_codes: int = 0,
         *,
+        listed: frozenset[str] = frozenset(),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.as_of = as_of
         self.clock = clock
         self.revision = revision
-        self.codes = frozenset(demo_codes(extra_codes))
+        self.codes = frozenset(demo_codes(extra_codes)) | listed
         self._rows: dict[tuple[str, date], History] = {}
         self._reports: dict[tuple[Market, date, date], list[date]] = {}
         for market in Market:

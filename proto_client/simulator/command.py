@@ -14,6 +14,7 @@ from pathlib import Path
 from proto_client.encryption import KeyFileError, RsaKey
 from proto_client.rate_limit import RateLimit
 from proto_client.simulator.faults import CorruptMode, FaultPlan
+from proto_client.simulator.listings import DEFAULT_MARKET_SIZE
 from proto_client.simulator.options import DEFAULT_HOST, DEFAULT_KEEPALIVE_INTERVAL, DEFAULT_PORT, GatewayOptions
 from proto_client.simulator.rate_window import parse_rate
 from proto_client.simulator.server import GatewayServer
@@ -144,6 +145,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="refuse every InitConnect (proto 1001) with retType -1 and MESSAGE as retMsg, as OpenD refuses a "
         "client version it does not accept",
     )
+    parser.add_argument(
+        "--listing-rate",
+        type=_rate,
+        default=RateLimit(10, 30.0),
+        metavar="N/SECONDS|off",
+        help="limit of each listing call (3202 static info, 3205 plate, 3213 group, 3222 groups), one sliding "
+        "window per call (default: 10/30)",
+    )
+    parser.add_argument(
+        "--market-size",
+        type=_count,
+        default=DEFAULT_MARKET_SIZE,
+        metavar="N",
+        help="synthetic codes listed per market (HK 30000..., US XAAA...), besides the named ones "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--groups-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help='custom watchlist groups as JSON {"name": ["HK.00700", ...]}, read again on every request',
+    )
     faults = parser.add_argument_group("fault injection (counts Qot_GetShortInterest requests globally)")
     faults.add_argument("--drop-every", type=_count, default=0, metavar="N", help="close the connection on every Nth")
     faults.add_argument("--delay", type=_seconds, default=0.0, metavar="SECONDS", help="sleep before replying")
@@ -194,6 +218,9 @@ def options_from_args(args: argparse.Namespace) -> GatewayOptions:
         qot_logined=not args.not_logged_in,
         loop_code=args.loop_code,
         refuse_init_connect=args.refuse_init_connect,
+        listing_rate=args.listing_rate,
+        market_size=args.market_size,
+        groups_file=args.groups_file,
     )
 
 

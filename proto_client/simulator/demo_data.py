@@ -20,6 +20,7 @@ from typing import overload
 from proto_client.publication import published_reports
 from proto_client.records import HkShortInterestRow, UsShortInterestRow
 from proto_client.security import Market, parse_code
+from proto_client.simulator.market_codes import listed_index
 
 # The earliest date either market's history reaches back to.
 HISTORY_START = date(2012, 9, 1)
@@ -103,9 +104,11 @@ def demo_codes(extra: int = 0) -> list[str]:
 
 
 def profile_for(code: str) -> Profile:
-    """The profile of a named or synthetic code; KeyError names a code the universe does not hold."""
+    """The profile of a named, listed or synthetic code; KeyError names a code the universe does not hold."""
     if code in _BY_CODE:
         return _BY_CODE[code]
+    if listed_index(code) is not None:
+        return _synthetic_profile(code)
     security = parse_code(code)
     symbol = security.symbol
     if security.market is Market.US and symbol.startswith("SYN") and symbol[3:].isdigit():

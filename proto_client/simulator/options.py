@@ -10,6 +10,8 @@ from proto_client.encryption import RsaKey
 from proto_client.rate_limit import RateLimit
 from proto_client.simulator.demo_data import MAX_EXTRA_CODES
 from proto_client.simulator.faults import FaultPlan
+from proto_client.simulator.listings import DEFAULT_MARKET_SIZE
+from proto_client.simulator.market_codes import MAX_LISTED
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 11111
@@ -36,6 +38,10 @@ class GatewayOptions:
     qot_logined: bool = True  # False: logged out of the quote server, 3249 refused
     loop_code: str | None = None  # answer every page of this code with its first page (paging in a loop)
     refuse_init_connect: str | None = None  # answer every InitConnect with retType -1 and this retMsg
+    # Each listing proto (3202, 3205, 3213, 3222) has a sliding window of its own, as OpenD's limits are per call.
+    listing_rate: RateLimit | None = field(default_factory=lambda: RateLimit(10, 30.0))
+    market_size: int = DEFAULT_MARKET_SIZE  # synthetic listed codes per market (HK, US)
+    groups_file: Path | None = None  # the custom watchlist groups as JSON, read on every request
 
     def __post_init__(self) -> None:
         if not 0 <= self.port < 65536:
@@ -52,5 +58,7 @@ class GatewayOptions:
             raise ValueError(f"notify-every must be 0 (off) or a positive count, got {self.notify_every}")
         if self.idle_timeout < 0:
             raise ValueError(f"idle-timeout must be 0 (off) or positive, got {self.idle_timeout}")
+        if not 0 <= self.market_size <= MAX_LISTED:
+            raise ValueError(f"market-size must be between 0 and {MAX_LISTED}, got {self.market_size}")
         if self.refuse_init_connect is not None and not self.refuse_init_connect.strip():
             raise ValueError("refuse-init-connect needs the message to refuse with, got an empty one")

@@ -22,10 +22,11 @@ from proto_client.errors import ProtocolError
 from proto_client.framing import HEADER_SIZE, BodyCipher, Frame, Header, decode_header, encode_frame, verify_body
 from proto_client.pb import init_connect_pb2, qot_get_short_interest_pb2
 from proto_client.rate_limit import RateLimit
-from proto_client.simulator import replies
+from proto_client.simulator import listing_replies, replies
 from proto_client.simulator.book import QOT_MARKET_NAMES, DemoBook, SecurityLookupError
 from proto_client.simulator.codec import BodyError, decode_body, encode_body
 from proto_client.simulator.faults import CorruptMode, corrupt_frame
+from proto_client.simulator.listings import ListingBook
 from proto_client.simulator.options import GatewayOptions
 from proto_client.simulator.page_keys import OpaqueKeys
 from proto_client.simulator.rate_window import SlidingWindow, rejection_message
@@ -39,6 +40,7 @@ MAX_REQUEST_BODY = 1 << 20
 FRAME_TIMEOUT = 30.0
 WRITE_TIMEOUT = 30.0
 DEFAULT_RATE = RateLimit(30, 30.0)
+DEFAULT_LISTING_RATE = RateLimit(10, 30.0)
 _AES_KEY_ALPHABET = string.ascii_lowercase[:6] + string.digits
 
 
@@ -62,7 +64,13 @@ class _Reply:
 class GatewayServer:
     def __init__(self, options: GatewayOptions) -> None:
         self.options = options
-        self.book = DemoBook(options.as_of, options.revision, options.extra_codes)
+        self.listings = ListingBook(options.market_size, options.extra_codes, options.groups_file)
+        self.book = DemoBook(options.as_of, options.revision, options.extra_codes, listed=self.listings.served_codes)
+        listing_rate = options.listing_rate
+        self._listing_windows = {
+            proto_id: SlidingWindow(listing_rate) for proto_id in listing_replies.REQUEST_TYPES if listing_rate
+        }
+        self._listing_rejection = rejection_message(listing_rate or DEFAULT_LISTING_RATE)
         self.stats = GatewayStats()
         self._window = SlidingWindow(options.rate) if options.rate else None
         self._rejection = rejection_message(options.rate or DEFAULT_RATE)
@@ -196,9 +204,9 @@ class GatewayServer:
 
     async def _answer(self, frame: Frame, conn: _Connection) -> _Reply:
         proto_id = frame.proto_id
-        request_type = replies.REQUEST_TYPES.get(proto_id)
+        request_type = replies.REQUEST_TYPES.get(proto_id) or listing_replies.REQUEST_TYPES.get(proto_id)
         if request_type is None:
-            served = ", ".join(str(p) for p in replies.SERVED_PROTOS)
+            served = ", ".join(str(p) for p in (*replies.SERVED_PROTOS, *listing_replies.REQUEST_TYPES))
             return _Reply(replies.failure(f"unknown proto id {proto_id}: this gateway serves {served}"))
         if proto_id == replies.PROTO_GET_SHORT_INTEREST:
             return self._short_interest(frame, conn)
@@ -225,9 +233,24 @@ class GatewayServer:
             return _Reply(replies.init_connect(conn.session))
         if conn.session is None:
             return _Reply(replies.failure("InitConnect must be the first request on a connection"))
+        if proto_id in listing_replies.REQUEST_TYPES:
+            return _Reply(self._listing(proto_id, request))
         if proto_id == replies.PROTO_KEEP_ALIVE:
             return _Reply(replies.keep_alive(request))  # type: ignore[arg-type]
         return _Reply(replies.global_state(request, conn.session, qot_logined=self.options.qot_logined))  # type: ignore[arg-type]
+
+    def _listing(self, proto_id: int, request: Message) -> Message:
+        """A listing call through its own rate window; refused while logged out, as every quote call is."""
+        if not self.options.qot_logined:
+            return replies.failure(replies.NOT_LOGGED_IN_MESSAGE)
+        window = self._listing_windows.get(proto_id)
+        if window is not None and not window.try_acquire():
+            self.stats.listing_rejected[proto_id] += 1
+            self._publish_stats()
+            return replies.failure(self._listing_rejection)
+        self.stats.listing_accepted[proto_id] += 1
+        self._publish_stats()
+        return listing_replies.answer(proto_id, request, self.listings)
 
     def _short_interest(self, frame: Frame, conn: _Connection) -> _Reply:
         """Qot_GetShortInterest through the fault knobs and the rate window, then the data."""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 @dataclass
 class GatewayStats:
-    """Counters over Qot_GetShortInterest requests only; other protos are not rate-limited."""
+    """Counters over Qot_GetShortInterest requests, and the listing protos' accepted and refused requests."""
 
     requests: int = 0  # every 3249 request received, whatever happened to it
     accepted: int = 0  # admitted by the rate limit (and so counted in its window)
@@ -25,6 +25,9 @@ class GatewayStats:
     connections: int = 0
     by_code: Counter[str] = field(default_factory=Counter)
     accepted_at: list[float] = field(default_factory=list)
+    # The listing protos (3202, 3205, 3213, 3222), by proto id: each has a rate window of its own.
+    listing_accepted: Counter[int] = field(default_factory=Counter)
+    listing_rejected: Counter[int] = field(default_factory=Counter)
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -39,6 +42,8 @@ class GatewayStats:
             "connections": self.connections,
             "by_code": dict(sorted(self.by_code.items())),
             "accepted_at": list(self.accepted_at),
+            "listing_accepted": {str(k): v for k, v in sorted(self.listing_accepted.items())},
+            "listing_rejected": {str(k): v for k, v in sorted(self.listing_rejected.items())},
         }
 
 

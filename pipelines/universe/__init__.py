@@ -1,0 +1,1 @@
+"""The universe: the watchlist resolved from its sources (Futu watchlist groups, plates, whole markets), with names."""
