@@ -24,9 +24,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cache
 
-import exchange_calendars
-
 from proto_client.security import Market
+from proto_client.session_cache import cache_file, read_sessions, write_sessions
 
 US_PUBLICATION_LAG = 7  # NYSE trading days from settlement to FINRA's publication
 HK_PUBLICATION_LAG = timedelta(days=7)  # the SFC publishes a week after the position date
@@ -80,14 +79,26 @@ class TradingDays:
 
 @cache
 def trading_days(market: Market) -> TradingDays:
-    """The market's exchange calendar; built once per process (it takes a fraction of a second)."""
+    """The market's exchange calendar, once per process: from the session cache, else built and cached."""
+    exchange = _EXCHANGE[market]
+    path = cache_file(exchange, CALENDAR_START, CALENDAR_END)
+    sessions = read_sessions(path)
+    if sessions is None:
+        sessions = _build_sessions(exchange)
+        write_sessions(path, sessions)
+    return TradingDays(exchange, sessions)
+
+
+def _build_sessions(exchange: str) -> tuple[date, ...]:
+    import exchange_calendars  # imported only here: it brings pandas and numpy with it
+
     with warnings.catch_warnings():
         # The library's own use of pandas APIs that pandas has deprecated: nothing a user can act on.
         warnings.simplefilter("ignore")
         calendar = exchange_calendars.get_calendar(
-            _EXCHANGE[market], start=CALENDAR_START.isoformat(), end=CALENDAR_END.isoformat()
+            exchange, start=CALENDAR_START.isoformat(), end=CALENDAR_END.isoformat()
         )
-    return TradingDays(_EXCHANGE[market], tuple(session.date() for session in calendar.sessions))
+    return tuple(session.date() for session in calendar.sessions)
 
 
 def report_dates(market: Market, start: date, end: date) -> Iterator[date]:
