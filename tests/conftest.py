@@ -17,9 +17,15 @@ pytest_plugins = ("tests.support.session_postgres",)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Slow tests first: under xdist each long one starts at once beside the short ones, instead of a worker
-    starting it last and the suite waiting on it alone. The order is the same in every worker, as xdist needs."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """Slow tests first, the longest (`slow(seconds=N)`) leading: under xdist each long one starts at once beside
+    the short ones, instead of a worker starting it last and the suite waiting on it alone. The order is the
+    same in every worker, as xdist needs."""
+
+    def order(item: pytest.Item) -> tuple[bool, float]:
+        slow = item.get_closest_marker("slow")
+        return slow is None, -float(slow.kwargs.get("seconds", 0)) if slow else 0.0
+
+    items.sort(key=order)
 
 
 @pytest.fixture

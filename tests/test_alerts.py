@@ -48,7 +48,7 @@ from tests.support.databases import fresh_postgres_database
 from tests.support.gateway import GatewayProcess
 from tests.support.loader import wait_for
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.slow(seconds=40), pytest.mark.timeout(600)]
 
 UI_URL = "http://dagster.example:3000"
 SMTP_PASSWORD = "smtp-secret-password"

@@ -32,7 +32,7 @@ from tests.support.warehouse_check import (
 )
 
 # Every test here waits seconds on loads, gateways, outages or Dagster runs: outside the inner loop (-m "not slow").
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(seconds=15)
 
 AS_OF = date(2026, 6, 30)
 CODES = ("HK.00700", "HK.09988", "HK.00005", "HK.02800", "US.AAPL", "US.TSLA", "US.SPY", "US.NVDA")

@@ -28,7 +28,7 @@ from tests.support.warehouse_check import (
 )
 
 # Every test here waits seconds on loads, gateways, outages or Dagster runs: outside the inner loop (-m "not slow").
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(seconds=20)
 
 AS_OF = date(2016, 1, 1)
 CODES = ("HK.00700", "HK.00005", "HK.00939", "US.AAPL", "US.TSLA", "US.SPY")  # 4, 4, 4, 2, 2, 2 pages

@@ -80,7 +80,7 @@ POOL_LIMIT = DEPLOY_CONFIG["concurrency"]["pools"]["default_limit"]
 START_TIMEOUT = 180.0
 RUNS_TIMEOUT = 300.0
 # The daemon's backfill loop wakes every 30 s, so the test spends minutes, not seconds, on a loaded machine.
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.slow(seconds=120), pytest.mark.timeout(900)]
 
 
 def _bin(name: str) -> str:
