@@ -17,7 +17,7 @@ from proto_client.security import Market
 from tests.support.crawl import expected_rows, stored_rows
 from tests.support.gateway import GatewayProcess
 
-# Every test here waits seconds on loads, gateways, outages or Dagster runs: outside the inner loop (-m "not slow").
+# Every test here waits seconds on loads, gateways, outages, services or Dagster runs: outside the inner loop.
 pytestmark = pytest.mark.slow
 
 # Both markets' 15 May reports are out by then: the SFC's on 22 May, FINRA's on 27 May.

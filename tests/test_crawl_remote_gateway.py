@@ -23,7 +23,7 @@ from tests.support.warehouse_check import (
     stored_rows,
 )
 
-# Every test here waits seconds on loads, gateways, outages or Dagster runs: outside the inner loop (-m "not slow").
+# Every test here waits seconds on loads, gateways, outages, services or Dagster runs: outside the inner loop.
 pytestmark = pytest.mark.slow
 
 AS_OF = date(2026, 6, 30)

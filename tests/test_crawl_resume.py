@@ -16,7 +16,7 @@ from pipelines.warehouse import create_engine_for, get_crawl_state, upgrade
 from tests.support.crawl import REPO_ROOT, cli_command, cli_env, expected_rows, read_stats, run_cli, stored_rows
 from tests.support.gateway import GatewayProcess
 
-# Every test here waits seconds on loads, gateways, outages or Dagster runs: outside the inner loop (-m "not slow").
+# Every test here waits seconds on loads, gateways, outages, services or Dagster runs: outside the inner loop.
 pytestmark = pytest.mark.slow
 
 CODE = "HK.00700"  # 15 pages

@@ -28,7 +28,7 @@ from proto_client.security import Market
 from proto_client.simulator.demo_data import rows_for
 from tests.support.gateway import GatewayProcess
 
-# Every test here waits seconds on loads, gateways, outages or Dagster runs: outside the inner loop (-m "not slow").
+# Every test here waits seconds on loads, gateways, outages, services or Dagster runs: outside the inner loop.
 pytestmark = pytest.mark.slow
 
 # A fixed cut-off makes the expected rows exact; freshness is not under test here.

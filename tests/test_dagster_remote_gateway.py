@@ -17,7 +17,7 @@ from tests.support.gateway import GatewayProcess
 from tests.support.rsa_keys import make_key
 from tests.test_dagster_materialize import AS_OF, FAST, expected_rows, step_failure_text, stored_rows
 
-# Every test here waits seconds on loads, gateways, outages or Dagster runs: outside the inner loop (-m "not slow").
+# Every test here waits seconds on loads, gateways, outages, services or Dagster runs: outside the inner loop.
 pytestmark = pytest.mark.slow
 
 CODE = "HK.00700"

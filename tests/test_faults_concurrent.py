@@ -18,7 +18,7 @@ from tests.support.warehouse_check import (
     stored_count,
 )
 
-# Every test here waits seconds on loads, gateways, outages or Dagster runs: outside the inner loop (-m "not slow").
+# Every test here waits seconds on loads, gateways, outages, services or Dagster runs: outside the inner loop.
 pytestmark = pytest.mark.slow
 
 AS_OF = date(2016, 1, 1)

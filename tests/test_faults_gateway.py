@@ -13,7 +13,7 @@ from tests.support.gateway import GatewayProcess
 from tests.support.loader import loader_env, migrate, read_stats, run_load
 from tests.support.warehouse_check import PAGE_SIZE, assert_crawl_completed, assert_warehouse_matches_gateway
 
-# Every test here waits seconds on loads, gateways, outages or Dagster runs: outside the inner loop (-m "not slow").
+# Every test here waits seconds on loads, gateways, outages, services or Dagster runs: outside the inner loop.
 pytestmark = pytest.mark.slow
 
 AS_OF = date(2016, 1, 1)

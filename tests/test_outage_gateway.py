@@ -27,7 +27,7 @@ from tests.support.warehouse_check import (
     read_crawl_state,
 )
 
-# Every test here waits seconds on loads, gateways, outages or Dagster runs: outside the inner loop (-m "not slow").
+# Every test here waits seconds on loads, gateways, outages, services or Dagster runs: outside the inner loop.
 pytestmark = pytest.mark.slow(seconds=20)
 
 AS_OF = date(2016, 1, 1)

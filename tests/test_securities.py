@@ -8,11 +8,15 @@ from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from pipelines.warehouse import create_engine_for, read_short_interest, upgrade
 from tests.support.crawl import expected_rows, run_cli, stored_rows
 from tests.support.gateway import GatewayProcess
+
+# Every test here waits seconds on loads, gateways, outages, services or Dagster runs: outside the inner loop.
+pytestmark = pytest.mark.slow
 
 AS_OF = "2026-04-30"
 

@@ -6,11 +6,16 @@ from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 
+import pytest
+
 from pipelines.orchestration.quality import expected_report, market_today
 from pipelines.warehouse import upgrade
 from proto_client.security import Market
 from tests.support.crawl import run_cli
 from tests.support.gateway import GatewayProcess
+
+# Every test here waits seconds on loads, gateways, outages, services or Dagster runs: outside the inner loop.
+pytestmark = pytest.mark.slow
 
 CODES = ("US.AAPL", "HK.00700")
 

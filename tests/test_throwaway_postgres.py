@@ -32,6 +32,9 @@ import sqlalchemy as sa
 
 from tests.support.databases import fresh_postgres_database
 
+# Every test here waits seconds on loads, gateways, outages, services or Dagster runs: outside the inner loop.
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.parametrize("n", range(4))
 def test_reach_server(n):
@@ -100,7 +103,6 @@ def _reports(tmp_path: Path) -> list[tuple[int, Path, str]]:
     return reports
 
 
-@pytest.mark.slow
 def test_throwaway_server_is_one_for_all_workers_and_gone_afterwards(tmp_path: Path) -> None:
     code, output = _finish(_session(tmp_path, "-n", "2", **{URL_VARIABLE: "throwaway"}))
 

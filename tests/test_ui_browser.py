@@ -21,7 +21,7 @@ import pytest
 
 from tests.support.gateway import GatewayProcess
 
-# Every test here waits seconds on loads, gateways, outages or Dagster runs: outside the inner loop (-m "not slow").
+# Every test here waits seconds on loads, gateways, outages, services or Dagster runs: outside the inner loop.
 pytestmark = pytest.mark.slow
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")

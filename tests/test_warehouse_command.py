@@ -14,6 +14,9 @@ import sqlalchemy as sa
 from pipelines.warehouse import WarehouseUrlError, create_engine_for, head_revision
 from pipelines.warehouse.engine import mask_url
 
+# Every test here waits seconds on loads, gateways, outages, services or Dagster runs: outside the inner loop.
+pytestmark = pytest.mark.slow
+
 
 def run_migrate(url: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(

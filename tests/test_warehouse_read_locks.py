@@ -18,6 +18,7 @@ from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from pipelines.warehouse import create_engine_for, row_counts, upsert_batch
@@ -25,6 +26,9 @@ from pipelines.warehouse.engine import read_connection
 from pipelines.warehouse.read import iter_short_interest_frames
 from tests.conftest import migrated_engine
 from tests.test_warehouse_upsert import FIRST_DAY, us_history
+
+# Every test here waits seconds on loads, gateways, outages, services or Dagster runs: outside the inner loop.
+pytestmark = pytest.mark.slow
 
 # A page takes milliseconds; waiting for a reader's lock would take the 30 s busy timeout.
 WRITE_WITHIN_S = 10.0
