@@ -123,7 +123,8 @@ def test_gateway_restart_mid_load_pauses_and_resumes(
     # Quiet: a line when the outage began, one a minute while it lasted, one when it ended; no code failed.
     assert outcome.stdout.count(BEGAN) == 1, outcome.output
     reports = assert_reported_every_interval(outcome.stdout)
-    assert reports >= (unreachable + logged_out) // POLICY.report_every, outcome.output
+    # The load notices the outage up to a couple of seconds after the kill, at its next request.
+    assert reports >= (unreachable + logged_out - 2) // POLICY.report_every, outcome.output
     assert outcome.stdout.count(ENDED) == 1, outcome.output
     assert "FAILED" not in outcome.stdout and "retry" not in outcome.stdout, outcome.output
     assert "Traceback" not in outcome.stderr, outcome.output
