@@ -12,6 +12,7 @@ import dagster as dg
 import sqlalchemy as sa
 
 from pipelines.config import Settings
+from pipelines.orchestration.alerts.run_failures import run_failure_alert
 from pipelines.orchestration.resources import WatchlistResource, resources_from_settings
 from pipelines.orchestration.runner import run_market
 from pipelines.orchestration.universe import universe, universe_daily
@@ -75,6 +76,13 @@ def test_universe_sensor_and_load_follow_the_groups(
     groups.write_text(json.dumps({"Shorts": []}))
     refused = _materialize(instance, settings)
     assert not refused.success
+    # What the run-failure sensor sends once the refused run has no retry left: the refusal, in its words.
+    run = instance.get_run_by_id(refused.run_id)
+    assert run is not None
+    alert = run_failure_alert(instance, run, "http://ui.example")
+    assert alert.title.startswith(f"{run.job_name} failed for good"), alert
+    assert "the watchlist was not resolved" in alert.details and "would drop 2 of its 3 codes" in alert.details, alert
+    assert alert.link == f"http://ui.example/runs/{run.run_id}"
     tick(instance, watchlist, sqlite_url)
     assert partitions(instance)["us_codes"] == ["US.MSFT", "US.NVDA"]  # the last resolution stays
     assert _materialize(instance, settings, allow_shrink=True).success
