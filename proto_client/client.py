@@ -113,7 +113,6 @@ class OpenDClient:
         self._connect_timeout = connect_timeout
         self._reply_timeout = reply_timeout
         self._client_id = client_id or f"shortinterest-{uuid.uuid4().hex[:16]}"
-        self._throttle = throttle
         unknown = set(listing_throttles or ()) - set(LISTING_PROTOS)
         if unknown:
             raise ValueError(

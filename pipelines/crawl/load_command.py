@@ -158,11 +158,12 @@ def _resolved(settings: Settings, engine: sa.Engine, watchlist: Watchlist) -> tu
         f"{len(change.watchlist)} codes, {len(change.joined)} joined, {len(change.left)} left",
         flush=True,
     )
-    resting = sorted(resting_codes(engine, change.watchlist))
+    resting = resting_codes(engine, change.watchlist)
     if resting:
-        shown = ", ".join(resting[:5]) + (f" and {len(resting) - 5} more" if len(resting) > 5 else "")
+        first = sorted(resting)[:5]
+        shown = ", ".join(first) + (f" and {len(resting) - 5} more" if len(resting) > 5 else "")
         print(f"not now, re-checked monthly as their last crawl found no history: {shown}", flush=True)
-    return tuple(code for code in change.watchlist if code not in set(resting))
+    return tuple(code for code in change.watchlist if code not in resting)
 
 
 def _stopped(reason: str, results: list[CodeResult]) -> str:

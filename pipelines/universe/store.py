@@ -158,7 +158,9 @@ def note_histories(engine: sa.Engine, results: Iterable[CodeResult], now: dateti
     with engine.begin() as conn:
         if empty:
             conn.execute(
-                sa.update(securities).where(securities.c.code.in_(empty)).values(empty_history_at=now or _now())
+                sa.update(securities)
+                .where(securities.c.code.in_(empty))
+                .values(empty_history_at=now or datetime.now(UTC))
             )
         if found:
             conn.execute(
@@ -166,7 +168,3 @@ def note_histories(engine: sa.Engine, results: Iterable[CodeResult], now: dateti
                 .where(securities.c.code.in_(found), securities.c.empty_history_at.is_not(None))
                 .values(empty_history_at=None)
             )
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
