@@ -44,9 +44,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         at.setdefault(k * body // max(len(spread), 1), []).append(item)
     ordered = list(leading)
     for j, item in enumerate(fast):
-        ordered += at.get(j, [])
+        ordered += at.pop(j, [])
         ordered.append(item)
-    items[:] = ordered + [item for j in sorted(at) if j >= len(fast) for item in at[j]]
+    items[:] = ordered + [item for left in at.values() for item in left]  # no fast tests selected: all here
 
 
 @pytest.fixture
