@@ -143,11 +143,20 @@ def _bin(name: str) -> str:
 
 @contextmanager
 def start_alerting(
-    tmp_path: Path, warehouse_url: str, gateway: GatewayProcess, alert_env: dict[str, str], codes: list[str]
+    tmp_path: Path,
+    warehouse_url: str,
+    gateway: GatewayProcess,
+    alert_env: dict[str, str],
+    codes: list[str],
+    sources: str = "",
 ) -> Iterator[Alerting]:
-    """deploy/dagster.yaml on a database of its own, the daemon started, its alert sensors ticking."""
+    """deploy/dagster.yaml on a database of its own, the daemon started, its alert sensors ticking.
+
+    `alert_env` comes last in the daemon's environment, so it may override any variable; `sources` is YAML
+    added to the watchlist after its codes.
+    """
     watchlist = tmp_path / "watchlist.yaml"
-    watchlist.write_text("codes:\n" + "".join(f"  - {code}\n" for code in codes))
+    watchlist.write_text("codes:\n" + "".join(f"  - {code}\n" for code in codes) + sources)
     upgrade(warehouse_url)
     with fresh_postgres_database(prefix="si_dagster") as dagster_url:
         pg = make_url(dagster_url)
@@ -336,11 +345,18 @@ def test_a_sensor_whose_tick_fails_alerts_once_naming_it_and_the_error(
     tmp_path: Path, postgres_url: str, gateway_factory: Callable[..., GatewayProcess], receiver: Receiver
 ) -> None:
     gateway = gateway_factory("--rate", "off")
-    alert_env = {"SHORTINTEREST_ALERT_WEBHOOK_URL": receiver.url}
-    # An invalid watchlist fails every tick of watchlist_partitions (the first comes as the daemon starts).
-    with start_alerting(tmp_path, postgres_url, gateway, alert_env, ["US.AAPL", "XX.BAD"]) as alerting:
+    # The warehouse is down (nothing listens on its port). The code location loads without it, but
+    # watchlist_partitions follows a watchlist of markets through the securities table, so every tick of it
+    # fails (the first comes as the daemon starts).
+    down = free_port()
+    alert_env = {
+        "SHORTINTEREST_ALERT_WEBHOOK_URL": receiver.url,
+        "SHORTINTEREST_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{down}/warehouse",
+    }
+    with start_alerting(tmp_path, postgres_url, gateway, alert_env, ["US.AAPL"], "markets: [US]\n") as alerting:
         alerting.wait(lambda: "tick_failed" in kinds(receiver), "the failing tick's alert")
         alerting.wait_for_ticks(TICK_SENSOR, 2)
     (post,) = [p for p in receiver.posts if p["kind"] == "tick_failed"]
-    assert "sensor watchlist_partitions failed its tick" in post["text"] and "XX.BAD" in post["text"]
+    assert "sensor watchlist_partitions failed its tick" in post["text"], post["text"]
+    assert f'connection to server at "127.0.0.1", port {down} failed' in post["text"], post["text"]
     assert post["link"] == f"{UI_URL}/automation"
