@@ -1,6 +1,7 @@
 """The Dagster code location: `dagster dev` (via workspace.yaml) and `dagster definitions validate` load `defs`.
 
-Adding a code to the watchlist needs no change here: the watchlist_partitions sensor adds its partition.
+Adding a code to the watchlist needs no change here: the watchlist_partitions sensor adds its partition. A
+malformed variable or watchlist fails the load, naming the variable or the file and its bad entries.
 """
 
 from __future__ import annotations

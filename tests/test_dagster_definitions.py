@@ -9,8 +9,11 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
+from dagster._core.code_pointer import CodePointer
 
 from pipelines.config import ConfigError
+from pipelines.crawl.watchlist import WatchlistError
 from pipelines.definitions import build_definitions, defs
 from pipelines.orchestration.resources import GatewayResource, RateLimitConfig, WarehouseResource, WatchlistResource
 
@@ -81,7 +84,7 @@ def test_jobs_schedules_and_sensor() -> None:
         assert defs.resolve_sensor_def(name).default_status == dg.DefaultSensorStatus.RUNNING
 
 
-def test_resources_read_the_documented_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_resources_read_the_documented_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in VARIABLES:
         monkeypatch.delenv(name, raising=False)
     defaults = build_definitions().resources
@@ -96,7 +99,9 @@ def test_resources_read_the_documented_environment(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("OPEND_REPLY_TIMEOUT", "5")
     monkeypatch.setenv("OPEND_RSA_KEY_FILE", "/etc/shortinterest/opend_rsa.pem")
     monkeypatch.setenv("SHORTINTEREST_DATABASE_URL", "postgresql://etl@db/warehouse")
-    monkeypatch.setenv("SHORTINTEREST_WATCHLIST", "/etc/shortinterest/watchlist.yaml")
+    own_watchlist = tmp_path / "watchlist.yaml"
+    own_watchlist.write_text("codes: [US.AAPL]\n")
+    monkeypatch.setenv("SHORTINTEREST_WATCHLIST", str(own_watchlist))
     configured = build_definitions().resources
     gateway = configured["gateway"]
     assert isinstance(gateway, GatewayResource)
@@ -118,3 +123,39 @@ def test_malformed_variable_fails_the_code_location_naming_it(
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError, match=f"{name}='{value}'"):
         build_definitions()
+
+
+def load_code_location() -> object:
+    """`defs` as Dagster's code server loads it: workspace.yaml's module and attribute, imported afresh."""
+    (entry,) = yaml.safe_load((REPO / "workspace.yaml").read_text())["load_from"]
+    target = entry["python_module"]
+    pointer = CodePointer.from_module(
+        target["module_name"], target["attribute"], str(REPO / target["working_directory"])
+    )
+    return pointer.load_target()
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("codes: [HK.00700]\nmarket: [HK]\n", "unknown key 'market'"),
+        ("codes: [HK.00700]\nmarkets: [HK, JP]\n", "markets entry 2 'JP': unknown market; only HK and US"),
+        ("plates: [HSI Constituent]\n", "plates entry 1 'HSI Constituent': no market prefix"),
+        ("codes: [HK.00700, XX.BAD]\n", "entry 2 'XX.BAD'"),
+    ],
+    ids=["unknown-key", "market-JP", "plate-without-prefix", "bad-code"],
+)
+def test_malformed_watchlist_fails_the_code_location_naming_the_file_and_entry(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, text: str, named: str
+) -> None:
+    watchlist = tmp_path / "watchlist.yaml"
+    watchlist.write_text(text)
+    monkeypatch.setenv("SHORTINTEREST_WATCHLIST", str(watchlist))
+    monkeypatch.delitem(sys.modules, "pipelines.definitions")  # restored after the test
+    with pytest.raises(WatchlistError) as raised:
+        load_code_location()
+    assert str(raised.value).startswith(f"watchlist {watchlist}: ")
+    assert named in str(raised.value)
+
+    watchlist.write_text("codes: [HK.00700]\nmarkets: [US]\nplates: [HK.HSI Constituent]\n")
+    assert isinstance(load_code_location(), dg.Definitions)  # the same load, once the entry is fixed

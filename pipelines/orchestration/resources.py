@@ -155,11 +155,14 @@ def _env_int_or(name: str, default: int) -> int | dg.EnvVar:
 def default_resources() -> dict[str, dg.ConfigurableResource]:
     """Resources for the code location, from the variables `pipelines.config` documents, with its defaults.
 
-    Every variable is checked here, so a malformed one fails the code location's load naming it. Text
-    values stay `EnvVar`s (the database URL's password never enters the definitions); the typed ones
-    are the parsed values.
+    Every variable is checked here, so a malformed one fails the code location's load naming it; so does
+    the watchlist file SHORTINTEREST_WATCHLIST names (WatchlistError names the file and each bad entry).
+    The partitions sensor still reads the file at every tick: an edit after the load fails the tick
+    instead. Text values stay `EnvVar`s (the database URL's password never enters the definitions); the
+    typed ones are the parsed values.
     """
     settings = Settings.from_env()
+    load_watchlist(settings.watchlist_path)
     return {
         "gateway": GatewayResource(
             host=_env_or("OPEND_HOST", DEFAULT_HOST),

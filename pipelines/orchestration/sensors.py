@@ -14,9 +14,10 @@ from proto_client.security import Market
 @dg.sensor(
     name="watchlist_partitions",
     description=(
-        "Adds a partition for every new watchlist code and removes dropped ones. An invalid watchlist fails "
-        "the tick, naming each bad entry, and leaves the partitions untouched. A watchlist of groups, plates "
-        "or markets is followed through the securities table the universe asset writes: no request to OpenD."
+        "Adds a partition for every new watchlist code and removes dropped ones. A watchlist made invalid "
+        "after the code location loaded fails the tick, naming each bad entry, and leaves the partitions "
+        "untouched (an invalid one fails the load). A watchlist of groups, plates or markets is followed "
+        "through the securities table the universe asset writes: no request to OpenD."
     ),
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
