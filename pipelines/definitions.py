@@ -32,6 +32,10 @@ def build_definitions() -> dg.Definitions:
         schedules=[*weekly_schedules(), universe_daily],
         sensors=[watchlist_partitions_sensor, report_after_loads_sensor, *alert_sensors(AlertSettings.from_env())],
         resources=default_resources(),
+        # Every step of a run in the run's own process: the steps share one gateway budget, so a process per
+        # step (Dagster's default) would buy no speed and cost each run another interpreter start. Pools
+        # (`opend_gateway`) are still honoured step by step.
+        executor=dg.in_process_executor,
     )
 
 

@@ -47,7 +47,8 @@ from tests.support.dagster_services import (
 )
 from tests.support.loader import wait_for
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+# One worker runs the whole module (`--dist loadgroup` in pyproject.toml), so its proxy and two webservers start once.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300), pytest.mark.xdist_group("auth_proxy")]
 
 LOCATION = "shortinterest"  # workspace.yaml's location_name
 OPERATOR = ("operator", "operator-secret")
