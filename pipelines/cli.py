@@ -35,7 +35,7 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="shortinterest",
         description="Short-interest ETL from the OpenD gateway into Postgres.",
-        epilog="Configuration comes from environment variables; see README.md.",
+        epilog="Configuration comes from environment variables: docs/operators/configuration.md.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     chosen = next((a for a in argv if not a.startswith("-")), None)

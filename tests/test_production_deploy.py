@@ -1,4 +1,4 @@
-"""The production shape, run for real: README's "Production" steps on deploy/dagster.yaml.
+"""The production shape, run for real: the steps of docs/operators/production.md on deploy/dagster.yaml.
 
 Dagster's state lives in a PostgreSQL database of its own, the warehouse in another, migrated by its owner and
 loaded through a login in the least-privilege loader role; `dagster-daemon run` and `dagster-webserver` run as two
@@ -12,7 +12,7 @@ because every step needs the previous one's state and each start of the services
   are in progress (the limits are pressed, not only kept), and the `opend_gateway` pool never has more loading
   steps than its limit;
 - the daemon is killed with SIGKILL mid-backfill; the HK schedule is switched on while it is down, and its start
-  moved back a week so that a tick is due (the one step README does not have: a real tick is days away);
+  moved back a week so that a tick is due (the one step the docs do not have: a real tick is days away);
 - the daemon is started again: the backfill finishes, the tick launches its run, and the warehouse holds
   exactly the gateway's rows, each written once, no crawl left half-done, no request rejected.
 """
@@ -122,10 +122,10 @@ def deployment(
     gateway = gateway_factory("--rate", RATE, "--as-of", AS_OF.isoformat(), "--stats-file", str(stats_file))
     watchlist = tmp_path / "watchlist.yaml"
     watchlist.write_text(yaml.safe_dump({"codes": US_CODES + HK_CODES}))
-    # README: the warehouse's owner makes its schema; the services log in as a member of the loader role.
+    # The docs: the warehouse's owner makes its schema; the services log in as a member of the loader role.
     migrated = run_cli("migrate", env={"SHORTINTEREST_DATABASE_URL": postgres_url})
     assert migrated.returncode == 0, migrated.stdout + migrated.stderr
-    # README: a database for Dagster, separate from the warehouse's (postgres_url).
+    # The docs: a database for Dagster, separate from the warehouse's (postgres_url).
     with (
         login_in_role(LOADER_ROLE, postgres_url) as loader_url,
         fresh_postgres_database(prefix="si_dagster") as dagster_url,
@@ -149,7 +149,7 @@ def deployment(
             monkeypatch.setenv(name, value)  # this process reads the same instance, through the same file
         services = ServiceGroup(tmp_path / "services", {**os.environ, **env})
         try:
-            # README: install the instance configuration, start the two services.
+            # The docs: install the instance configuration, start the two services.
             home.mkdir()
             shutil.copy(REPO_ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
             port = free_port()

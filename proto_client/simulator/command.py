@@ -86,7 +86,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="newest trade date served (default: today in each market's time zone)",
     )
     parser.add_argument(
-        "--revision", type=_count, default=0, help="N > 0 revises the newest 2 rows of every code (default: 0)"
+        "--revision",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="N > 0 revises the newest 2 rows of every code (default: 0)",
     )
     parser.add_argument(
         "--extra-codes", type=_count, default=0, metavar="N", help="add N synthetic codes (US.SYN0001, HK.89001, ...)"

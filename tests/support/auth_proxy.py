@@ -58,7 +58,7 @@ def make_certificate(directory: Path) -> tuple[Path, Path]:
 
 
 def sha512_crypt_entry(user: str, password: str) -> str:
-    """An htpasswd line as README makes one: `openssl passwd -6` (SHA-512 crypt, salted)."""
+    """An htpasswd line as docs/operators/production.md makes one: `openssl passwd -6` (SHA-512 crypt, salted)."""
     hashed = subprocess.run(
         ["openssl", "passwd", "-6", "-stdin"], input=password, check=True, capture_output=True, text=True
     ).stdout.strip()

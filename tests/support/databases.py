@@ -38,7 +38,7 @@ def fresh_postgres_database(prefix: str = "si_test") -> Iterator[str]:
 
 @contextmanager
 def login_in_role(role: str, database_url: str) -> Iterator[str]:
-    """A new login that is a member of `role` (as README makes one), as a URL on `database_url`; dropped afterwards.
+    """A new login that is a member of `role` (as the docs make one), as a URL on `database_url`; dropped afterwards.
 
     Roles are cluster-wide, so each login gets a name of its own."""
     name, password = f"si_login_{uuid.uuid4().hex[:10]}", uuid.uuid4().hex

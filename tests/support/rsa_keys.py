@@ -1,4 +1,4 @@
-"""RSA key files for encrypted-link tests, made the way the README tells users to make them."""
+"""RSA key files for encrypted-link tests, made the way docs/operators/encryption.md tells users to make them."""
 
 from __future__ import annotations
 
