@@ -236,6 +236,8 @@ def _history_table(data: sa.Table) -> sa.Table:
         ),
         sa.PrimaryKeyConstraint("version_id", name=f"pk_{data.name}_history"),
         sa.Index(f"ix_{data.name}_history_key", "code", "trade_date", "recorded_at"),
+        # The newest reports as of a moment read the versions of their dates (migration 0010).
+        sa.Index(f"ix_{data.name}_history_trade_date", "trade_date"),
         comment=f"Every earlier version of a {data.name} row, written by triggers whenever a value or the key "
         f"changes or the row is deleted; the current version is the row in {data.name}.",
     )
