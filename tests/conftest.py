@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from xdist.scheduler import LoadScopeScheduling
 
 from pipelines.warehouse import create_engine_for, upgrade
 from tests.support.databases import fresh_postgres_database
@@ -47,6 +48,34 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         ordered += at.pop(j, [])
         ordered.append(item)
     items[:] = ordered + [item for left in at.values() for item in left]  # no fast tests selected: all here
+
+
+# Modules whose module-scoped fixtures start services: xdist gives each of them to one worker, where the fixtures
+# start once, instead of once in every worker that happens to run one of its tests.
+ONE_WORKER_MODULES = (
+    "tests/test_auth_proxy.py",  # nginx and two Dagster webservers
+    "tests/test_quote_context_differential.py",  # futu-api and two gateways
+    "tests/test_futu_interop.py",
+    "tests/test_listing_differential.py",
+)
+
+
+class _ModulesOnOneWorker(LoadScopeScheduling):
+    """xdist's `load`, test by test in the suite's order, but ONE_WORKER_MODULES' tests as one unit each.
+
+    (`--dist loadgroup` would do this from a mark, but its worker-side renaming of node ids is lost on pytest 9.)
+    """
+
+    def _split_scope(self, nodeid: str) -> str:
+        module = nodeid.split("::", 1)[0]
+        return module if module in ONE_WORKER_MODULES else nodeid
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> LoadScopeScheduling | None:
+    if config.getoption("dist") != "load":
+        return None  # a `--dist` asked for on the command line
+    config.option.loadscopereorder = False  # keep the order pytest_collection_modifyitems chose
+    return _ModulesOnOneWorker(config, log)
 
 
 @pytest.fixture

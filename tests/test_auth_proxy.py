@@ -47,8 +47,8 @@ from tests.support.dagster_services import (
 )
 from tests.support.loader import wait_for
 
-# One worker runs the whole module (`--dist loadgroup` in pyproject.toml), so its proxy and two webservers start once.
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(300), pytest.mark.xdist_group("auth_proxy")]
+# One worker runs the whole module (ONE_WORKER_MODULES in conftest.py), so its proxy and webservers start once.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 LOCATION = "shortinterest"  # workspace.yaml's location_name
 OPERATOR = ("operator", "operator-secret")
