@@ -209,6 +209,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
         "codes": len(codes),
         "small_refresh_codes": len(small),
         "storage": "postgresql (deploy/dagster.yaml)",
+        "dagster_settings": _service_dagster_settings(),
         "materialization_bytes": materialization,
         "report_bytes": report,
         "refresh_growth_bytes": {"small": small_growth, "large": large_growth},
