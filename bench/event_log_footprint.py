@@ -1,15 +1,15 @@
 """What a weekly refresh adds to Dagster's storage: one code's materialization, the report, and the whole refresh.
 
-A real PostgreSQL instance storage (deploy/dagster.yaml, on a database of its own) records refreshes as the
-schedules make them: one run per market over all its codes, the asset checks in the same step, then the movers
-report. After a warm-up refresh (the first materialization of every partition creates rows a later week only
-updates), two refreshes are measured: one over a quarter of the codes and one over all of them. The growth of
-every table and index of the Dagster database (all event types: runs, planned and recorded materializations,
-logs, checks, the report) between them splits into a part per code and a fixed part per refresh, which is
-extrapolated to 10,000 codes and to a year of weekly refreshes. Dead row versions are vacuumed before each
-reading, as autovacuum would between weekly refreshes, and a table that shrank counts as not grown. Targets:
-one code's materialization <= 1.5 KB and the report <= 150 KB serialized as Dagster stores them; a 10,000-code
-refresh <= 25 MB.
+A real PostgreSQL instance storage (deploy/dagster.yaml on a database of its own, with the Dagster settings of
+deploy/shortinterest.env) records refreshes as the schedules make them: one run per market over all its codes,
+the asset checks in the same step, then the movers report. After a warm-up refresh (the first materialization of
+every partition creates rows a later week only updates), two refreshes are measured: one over a quarter of the
+codes and one over all of them. The growth of every table and index of the Dagster database (all event types:
+runs, planned and recorded materializations, logs, checks, the report) between them splits into a part per code
+and a fixed part per refresh, which is extrapolated to 10,000 codes and to a year of weekly refreshes. Dead row
+versions are vacuumed before each reading, as autovacuum would between weekly refreshes, and a table that shrank
+counts as not grown. Targets: one code's materialization <= 1.5 KB and the report <= 150 KB serialized as Dagster
+stores them; a 10,000-code refresh <= 25 MB.
 
     .venv/bin/python bench/event_log_footprint.py [--codes 200]
 """
@@ -59,10 +59,22 @@ AS_OF = "2026-05-01"
 HIGH_LIMIT = RateLimit(100_000, 1.0)
 
 
+def _service_dagster_settings() -> dict[str, str]:
+    """The Dagster settings the services get from deploy/shortinterest.env, less where the instance lives."""
+    settings: dict[str, str] = {}
+    for line in (ROOT / "deploy" / "shortinterest.env").read_text(encoding="utf-8").splitlines():
+        name, _, value = line.partition("=")
+        if name.startswith("DAGSTER_") and name != "DAGSTER_HOME" and not name.startswith("DAGSTER_PG_"):
+            settings[name] = value
+    return settings
+
+
 @contextmanager
 def _postgres_instance(dagster_url: str, scratch: Path) -> Iterator[dg.DagsterInstance]:
-    """A Dagster instance on deploy/dagster.yaml, its DAGSTER_PG_* variables pointing at `dagster_url`."""
+    """A Dagster instance on deploy/dagster.yaml, its DAGSTER_PG_* variables pointing at `dagster_url`, with the
+    Dagster settings of deploy/shortinterest.env as the services have them."""
     url = make_url(dagster_url)
+    os.environ.update(_service_dagster_settings())
     os.environ.update(
         {
             "DAGSTER_PG_HOST": url.host or "127.0.0.1",
@@ -197,6 +209,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
         "codes": len(codes),
         "small_refresh_codes": len(small),
         "storage": "postgresql (deploy/dagster.yaml)",
+        "dagster_settings": _service_dagster_settings(),
         "materialization_bytes": materialization,
         "report_bytes": report,
         "refresh_growth_bytes": {"small": small_growth, "large": large_growth},

@@ -228,6 +228,69 @@ def test_failed_codes_fail_the_run_after_the_others_are_loaded(
     assert len(result.get_asset_check_evaluations()) == 4
 
 
+def partition_statuses(instance: dg.DagsterInstance, market: Market, codes: list[str]) -> dict[str, str]:
+    """Each code's partition status as the UI's partition bar shows it (materialized, failed, in progress)."""
+    key = dg.AssetKey(f"{market.prefix.lower()}_short_interest")
+    partitions = dg.DynamicPartitionsDefinition(name=partition_name(market))
+    statuses = instance.get_status_by_partition(key, codes, partitions) or {}
+    return {code: status.value if status else "missing" for code, status in statuses.items()}
+
+
+def planned_partitions(instance: dg.DagsterInstance, run_id: str) -> list[str | None]:
+    """The partitions of the run's "materialization planned" events (None: the whole range in one event)."""
+    records = instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED)
+    return sorted(
+        (r.dagster_event.event_specific_data.partition for r in records),  # type: ignore[union-attr]
+        key=lambda p: p or "",
+    )
+
+
+def test_with_one_planned_event_per_range_failed_codes_still_show_failed(
+    gateway: GatewayProcess,
+    postgres_url: str,
+    instance: dg.DagsterInstance,
+    unused_port: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """deploy/shortinterest.env's DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS: no planned event per code,
+    except those the asset records for codes that failed or were never reached, which the UI then shows failed."""
+    monkeypatch.setenv("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "true")
+    upgrade(postgres_url)
+    codes = ["HK.00700", "HK.01810", "US.AAPL", "HK.02800"]
+    instance.add_dynamic_partitions("hk_codes", codes)
+    asset = short_interest_asset(Market.HK)
+
+    result = dg.materialize(
+        [asset],
+        instance=instance,
+        resources=resources(gateway, postgres_url),
+        tags=range_tags(codes[0], codes[-1]),
+        raise_on_error=False,
+    )
+
+    assert not result.success
+    assert planned_partitions(instance, result.run_id) == [None, "HK.01810", "US.AAPL"]
+    assert partition_statuses(instance, Market.HK, codes) == {
+        "HK.00700": "MATERIALIZED",
+        "HK.01810": "FAILED",
+        "US.AAPL": "FAILED",
+        "HK.02800": "MATERIALIZED",
+    }
+
+    # A run that an error stops before any code: every code it was to load shows failed, loaded before or not.
+    stopped = Settings(opend_port=unused_port, rate_limit=FAST, database_url=postgres_url)
+    result = dg.materialize(
+        [asset],
+        instance=instance,
+        resources=resources_from_settings(stopped),
+        tags=range_tags("HK.00700", "HK.02800"),
+        raise_on_error=False,
+    )
+    assert not result.success
+    assert planned_partitions(instance, result.run_id) == [None, *sorted(codes)]
+    assert set(partition_statuses(instance, Market.HK, codes).values()) == {"FAILED"}
+
+
 def test_unreachable_gateway_fails_naming_the_address(
     postgres_url: str, instance: dg.DagsterInstance, unused_port: int
 ) -> None:

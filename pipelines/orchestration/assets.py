@@ -27,6 +27,7 @@ from pipelines.crawl.events import CrawlEvent, EventKind
 from pipelines.crawl.gateway_pool import GatewayUsage
 from pipelines.crawl.outage import DependencyDownError, stopped_message
 from pipelines.orchestration.checks import check_specs, evaluate_checks
+from pipelines.orchestration.failed_partitions import mark_not_loaded
 from pipelines.orchestration.jobs import asset_key_for
 from pipelines.orchestration.loading import CodeFailure, GatewayReport, load_codes
 from pipelines.orchestration.metadata import load_summary, row_count, table_metadata
@@ -46,6 +47,8 @@ from proto_client.security import Market
 GROUP = "short_interest"
 # Steps in this pool talk to the gateway; dagster.yaml limits how many run at once.
 GATEWAY_POOL = "opend_gateway"
+# The rate limit's wait is logged at most this often (seconds): once a window would be a line every 30 s.
+WAIT_NOTICE_EVERY = 600.0
 
 _DESCRIPTIONS = {
     Market.US: (
@@ -135,6 +138,7 @@ def _define(market: Market) -> dg.AssetsDefinition:
                 for event in _load(context, load, engine):
                     if isinstance(event, CodeFailure):
                         failures.append(event)
+                        mark_not_loaded(context, key, [event.code])
                     elif isinstance(event, GatewayReport):
                         lost = event.lost
                     else:
@@ -164,9 +168,26 @@ def _load(
     at start (run retries have no delay of their own).
     """
     codes, retry = _codes_to_load(context, engine)
+    done: set[str] = set()
+    try:
+        yield from _crawl_and_record(context, load, engine, codes, retry, done)
+    except Exception:
+        # Whatever stops the load, the codes it did not reach show as failed (failed_partitions).
+        mark_not_loaded(context, load.key, [code for code in codes if code not in done])
+        raise
+
+
+def _crawl_and_record(
+    context: dg.AssetExecutionContext,
+    load: _Load,
+    engine: sa.Engine,
+    codes: list[str],
+    retry: bool,
+    done: set[str],
+) -> Iterator[dg.AssetMaterialization | CodeFailure | GatewayReport]:
+    """The load proper; adds each code to `done` as it finishes, loaded or failed."""
     results: list[CodeResult] = []
     prefix = load.market.prefix
-    done: set[str] = set()
     try:
         settings = load.gateway.settings(load.database_url)
         codes = _due(context, engine, codes)
@@ -273,20 +294,27 @@ def _codes_to_load(context: dg.AssetExecutionContext, engine: sa.Engine) -> tupl
 
 
 def _event_logger(context: dg.AssetExecutionContext) -> Callable[[CrawlEvent], None]:
-    """Surface what a person waits on as it happens: retries, and pages the rate limit held back.
+    """Surface what a person waits on as it happens: retries, the rate limit, and long histories page by page.
 
-    Unthrottled pages are not logged: every log line is an event-log write, and a 200-code refresh
-    should not spend its time writing "page stored" 200 times.
+    Every log line is an event-log row (about 0.7 KB with its index entries), and a weekly refresh held to the
+    gateway's 30 requests per 30 s waits once a window for 10,000 codes: so the rate limit's wait is said once
+    per WAIT_NOTICE_EVERY, not every window, and a page is logged only past a code's first (the incremental
+    refresh reads one page a code, whose wait its materialization already shows).
     """
     waited_so_far: dict[str, float] = {}
+    last_wait_notice = -WAIT_NOTICE_EVERY
 
     def on_event(event: CrawlEvent) -> None:
+        nonlocal last_wait_notice
         if event.kind is EventKind.RETRY:
             context.log.warning(f"{event.code}: {event.message}")
         elif event.kind is EventKind.WAIT:
-            context.log.info(f"{event.code}: {event.message}")
+            now = time.monotonic()
+            if now - last_wait_notice >= WAIT_NOTICE_EVERY:
+                last_wait_notice = now
+                context.log.info(f"{event.code}: {event.message}")
         elif event.kind is EventKind.PAGE:
-            if event.waited > waited_so_far.get(event.code, 0.0) + 0.05:
+            if event.pages > 1 and event.waited > waited_so_far.get(event.code, 0.0) + 0.05:
                 context.log.info(
                     f"{event.code}: page {event.pages} stored after waiting for the rate limit, "
                     f"{event.rows} rows so far, {event.waited:.1f} s waited"

@@ -21,9 +21,9 @@ from pipelines.crawl.gateway_pool import GatewayUsage, open_gateway_pool
 from proto_client.errors import InvalidCodeError
 from proto_client.security import Market, parse_code
 
-# Progress lines at most this often (failures always): each is an event-log write, and every code's
-# numbers are in its materialization anyway.
-PROGRESS_EVERY = 2.0
+# Progress lines at most this often (failures always): each is an event-log row, a 10,000-code refresh at the
+# gateway's rate limit lasts hours, and every code's numbers are in its materialization anyway.
+PROGRESS_EVERY = 30.0
 
 
 @dataclass(frozen=True, slots=True)
