@@ -57,6 +57,7 @@ ONE_WORKER_MODULES = (
     "tests/test_quote_context_differential.py",  # futu-api and two gateways
     "tests/test_futu_interop.py",
     "tests/test_listing_differential.py",
+    "tests/test_docs_warehouse.py",  # a warehouse loaded from a gateway for the docs' examples
 )
 
 
