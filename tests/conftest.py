@@ -4,6 +4,7 @@ import socket
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -11,6 +12,7 @@ from xdist.scheduler import LoadScopeScheduling
 
 from pipelines.warehouse import create_engine_for, upgrade
 from tests.support.databases import fresh_postgres_database
+from tests.support.futu_api import official_futu
 from tests.support.gateway import GatewayProcess, start_gateway
 
 # Chooses the session's PostgreSQL server, starting a throwaway one when none is at hand.
@@ -77,6 +79,13 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> LoadScope
         return None  # a `--dist` asked for on the command line
     config.option.loadscopereorder = False  # keep the order pytest_collection_modifyitems chose
     return _ModulesOnOneWorker(config, log)
+
+
+@pytest.fixture(scope="module")
+def futu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The official futu-api module (the independent check on the simulator), its files in a home of its own."""
+    with official_futu(tmp_path_factory.mktemp("futu-home")) as module:
+        yield module
 
 
 @pytest.fixture

@@ -15,19 +15,13 @@ import pytest
 from proto_client import frames
 from proto_client.records import END_OF_DATA, HkShortInterestRow, ShortInterestRow
 from proto_client.simulator.demo_data import rows_for
-from tests.support.futu_api import futu_encrypting, official_futu
+from tests.support.futu_api import futu_encrypting
 from tests.support.gateway import GatewayProcess, start_gateway
 from tests.support.rsa_keys import make_key
 
 AS_OF = date(2026, 4, 30)
 HK_COLUMNS = list(frames.HK_COLUMNS)
 US_COLUMNS = list(frames.US_COLUMNS)
-
-
-@pytest.fixture(scope="module")
-def futu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    with official_futu(tmp_path_factory.mktemp("futu-home")) as module:
-        yield module
 
 
 @pytest.fixture(scope="module")

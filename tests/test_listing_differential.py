@@ -15,14 +15,7 @@ import pandas as pd
 import pytest
 
 from proto_client import RET_ERROR, RET_OK, OpenQuoteContext
-from tests.support.futu_api import official_futu
 from tests.support.gateway import GatewayProcess, start_gateway
-
-
-@pytest.fixture(scope="module")
-def futu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    with official_futu(tmp_path_factory.mktemp("futu-home")) as module:
-        yield module
 
 
 @pytest.fixture(scope="module")

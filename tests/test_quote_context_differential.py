@@ -20,18 +20,12 @@ from proto_client.messages import parse_short_interest_reply
 from proto_client.pb import qot_get_short_interest_pb2
 from proto_client.records import END_OF_DATA
 from proto_client.simulator.demo_data import rows_for
-from tests.support.futu_api import futu_encrypting, official_futu
+from tests.support.futu_api import futu_encrypting
 from tests.support.gateway import GatewayProcess, start_gateway
 from tests.support.rsa_keys import make_key
 
 AS_OF = date(2026, 4, 30)
 EARLY = date(2019, 12, 6)  # HK.09988 listed on 2019-11-26: its first report (29 Nov) is published 6 Dec
-
-
-@pytest.fixture(scope="module")
-def futu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    with official_futu(tmp_path_factory.mktemp("futu-home")) as module:
-        yield module
 
 
 def _gateway(as_of: date) -> Iterator[GatewayProcess]:
