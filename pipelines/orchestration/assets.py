@@ -168,6 +168,7 @@ def _load(
     at start (run retries have no delay of their own).
     """
     codes, retry = _codes_to_load(context, engine)
+    codes = _due(context, engine, codes)  # a code resting until its monthly re-check is not one the run failed
     done: set[str] = set()
     try:
         yield from _crawl_and_record(context, load, engine, codes, retry, done)
@@ -190,7 +191,6 @@ def _crawl_and_record(
     prefix = load.market.prefix
     try:
         settings = load.gateway.settings(load.database_url)
-        codes = _due(context, engine, codes)
         how = "full re-crawl" if load.full else "incremental; codes never loaded get their whole history"
         context.log.info(
             f"loading {len(codes)} {prefix} code(s) ({how}) from "
