@@ -83,16 +83,22 @@ def _columns_table(rows: list[tuple[str, str, str]]) -> str:
 
 def render(conn: sa.Connection) -> str:
     """The fragment: views, then functions, then tables, each with its comment and columns."""
-    out = [HEADER.format(source="the comments of a migrated PostgreSQL warehouse")]
     everything = relations(conn)
-    for kind in ("v", "r"):
-        if kind == "r":
-            out.append(_functions(conn))
-        out.append(f"## {KINDS[kind]}\n\n")
-        for relation in (r for r in everything if r.kind == kind):
-            out.append(f"### `{relation.name}`\n\n{relation.comment}\n\n")
-            out.append(_columns_table(list(relation.columns)))
+    out = [
+        HEADER.format(source="the comments of a migrated PostgreSQL warehouse"),
+        _relations(everything, "v"),
+        _functions(conn),
+        _relations(everything, "r"),
+    ]
     return "".join(out).rstrip("\n") + "\n"
+
+
+def _relations(everything: list[Relation], kind: str) -> str:
+    out = [f"## {KINDS[kind]}\n\n"]
+    for relation in (r for r in everything if r.kind == kind):
+        out.append(f"### `{relation.name}`\n\n{relation.comment}\n\n")
+        out.append(_columns_table(list(relation.columns)))
+    return "".join(out)
 
 
 def _functions(conn: sa.Connection) -> str:
