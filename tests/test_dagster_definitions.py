@@ -45,6 +45,15 @@ def test_dagster_cli_validates_the_workspace(tmp_path: Path) -> None:
     assert "Validation successful for code location shortinterest" in output
 
 
+def test_the_code_location_loads_without_the_charting_and_frame_libraries() -> None:
+    """Every code server and every run's process loads the location; the report run alone draws a chart."""
+    heavy = ("matplotlib", "numpy", "pandas", "PIL")
+    probe = f"import sys, pipelines.definitions; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[-2] == "[]"
+
+
 def test_two_assets_partitioned_by_their_markets_codes() -> None:
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}

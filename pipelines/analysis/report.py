@@ -14,7 +14,6 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from pipelines.analysis.chart import compact_png, draw
 from pipelines.analysis.movers import CoverLeader, Mover, days_to_cover_leaders, top_movers
 from pipelines.analysis.series import read_series
 from pipelines.tables import markdown_table
@@ -94,6 +93,9 @@ def _signed(value: int | None) -> str:
 
 
 def _chart(conn: sa.Connection, movers: tuple[Mover, ...]) -> bytes:
+    # matplotlib loads when a report is drawn, not in every process that loads the code location.
+    from pipelines.analysis.chart import compact_png, draw
+
     series = [read_series(conn, m.code, since=m.trade_date - CHART_HISTORY) for m in movers]
     title = "Top movers: short interest and close price, last two years"
     return compact_png(draw(series, title=title, width_px=CHART_WIDTH_PX))
