@@ -21,35 +21,42 @@ pytest_plugins = ("tests.support.session_postgres",)
 
 # Slow tests that take at least this long (`slow(seconds=N)`) start first, so none of them ends the suite alone.
 LEADING_SECONDS = 30.0
+# What a slow test without `seconds` and a fast test take, for interleaving them by time (their medians, roughly).
+SLOW_DEFAULT_SECONDS = 3.0
+FAST_SECONDS = 0.35
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Order for xdist on two cores: the longest tests first, then the other slow ones spread among the first
-    three quarters of the fast ones, the rest of the fast ones last.
+    """Order for xdist on two cores: the longest tests first, then the other slow ones interleaved by time with
+    the first three quarters of the fast ones, the rest of the fast ones last.
 
     Slow tests mostly wait (rate-limit windows, outages, daemons) while fast ones mostly compute: mixed, every
     worker alternates between the two and the cores stay busy, where slow ones run side by side leave them idle
-    and fast ones side by side queue for them. Short tests at the end fill in while the last long ones finish.
-    The order is the same in every worker, as xdist needs.
+    and fast ones side by side queue for them. Interleaving by time, not by count, keeps the mix even: a 20-second
+    test is followed by some fifty fast ones before the next slow test, a 3-second one by a handful. Short tests at
+    the end fill in while the last long ones finish. The order is the same in every worker, as xdist needs.
     """
 
     def seconds(item: pytest.Item) -> float | None:
         slow = item.get_closest_marker("slow")
-        return None if slow is None else float(slow.kwargs.get("seconds", 0))
+        return None if slow is None else float(slow.kwargs.get("seconds", SLOW_DEFAULT_SECONDS))
 
     slow = sorted((item for item in items if seconds(item) is not None), key=lambda item: -(seconds(item) or 0.0))
     fast = [item for item in items if seconds(item) is None]
     leading = [item for item in slow if (seconds(item) or 0.0) >= LEADING_SECONDS]
     spread = slow[len(leading) :]
-    body = len(fast) * 3 // 4
-    at: dict[int, list[pytest.Item]] = {}
-    for k, item in enumerate(spread):
-        at.setdefault(k * body // max(len(spread), 1), []).append(item)
-    ordered = list(leading)
-    for j, item in enumerate(fast):
-        ordered += at.pop(j, [])
+    body, tail = fast[: len(fast) * 3 // 4], fast[len(fast) * 3 // 4 :]
+    # Merge `spread` into `body` so that both advance at the same pace, each measured in its share of the time.
+    slow_total = sum(seconds(item) or 0.0 for item in spread) or 1.0
+    fast_total = len(body) * FAST_SECONDS or 1.0
+    ordered, slow_done, j = list(leading), 0.0, 0
+    for item in spread:
+        while j < len(body) and j * FAST_SECONDS / fast_total < slow_done / slow_total:
+            ordered.append(body[j])
+            j += 1
         ordered.append(item)
-    items[:] = ordered + [item for left in at.values() for item in left]  # no fast tests selected: all here
+        slow_done += seconds(item) or 0.0
+    items[:] = ordered + body[j:] + tail
 
 
 # Modules whose module-scoped fixtures start services: xdist gives each of them to one worker, where the fixtures

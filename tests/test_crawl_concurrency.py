@@ -26,7 +26,7 @@ def budget_use(accepted_at: list[float], requests: int, seconds: float) -> float
     return len(times) / allowed
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=15)
 def test_two_processes_stay_within_one_shared_limit(
     postgres_url: str, gateway_factory: Callable[..., GatewayProcess], tmp_path: Path
 ) -> None:

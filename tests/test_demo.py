@@ -73,7 +73,7 @@ def newest_and_count(database_url: str, code: str) -> tuple[str, int]:
     return str(newest)[:10], int(count)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=20)
 def test_demo_fast_starts_its_gateway_loads_every_code_and_stops_it(
     tmp_path: Path, gateway_factory: Callable[..., GatewayProcess]
 ) -> None:

@@ -20,7 +20,7 @@ from tests.support.warehouse_check import (
 )
 
 # Every test here waits seconds on loads, gateways, outages, services or Dagster runs: outside the inner loop.
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(seconds=9)
 
 AS_OF = date(2026, 6, 30)
 CODES = ("HK.00700", "US.AAPL")  # 15 and 7 pages: long enough to die in the middle of the first

@@ -36,7 +36,7 @@ from tests.support.warehouse_check import (
 )
 
 # Every test here waits seconds on loads, gateways, outages, services or Dagster runs: outside the inner loop.
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(seconds=10)
 
 AS_OF = date(2020, 6, 30)
 CODES = ("HK.00700", "US.AAPL")  # 9 and 4 pages

@@ -79,7 +79,7 @@ def log_lines(instance: dg.DagsterInstance, run_id: str) -> list[str]:
     return [entry.user_message for entry in instance.all_logs(run_id) if entry.dagster_event is None]
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=12)
 def test_a_run_waits_out_a_gateway_restart_and_succeeds(
     gateway_factory: Callable[..., GatewayProcess], postgres_url: str, instance: dg.DagsterInstance
 ) -> None:
@@ -173,7 +173,7 @@ def hk_refresh_job() -> dg.JobDefinition:
     return defs.resolve_job_def(refresh_job_name(Market.HK))
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=12)
 def test_a_retry_of_a_run_stopped_by_an_outage_loads_only_what_is_left(
     gateway_factory: Callable[..., GatewayProcess],
     postgres_url: str,

@@ -22,7 +22,7 @@ import pytest
 from tests.support.gateway import GatewayProcess
 
 # Every test here waits seconds on loads, gateways, outages, services or Dagster runs: outside the inner loop.
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(seconds=30)
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 UI_START_TIMEOUT = 180.0
