@@ -14,6 +14,7 @@ from pipelines.warehouse import create_engine_for, upgrade
 from tests.support.databases import fresh_postgres_database
 from tests.support.futu_api import official_futu
 from tests.support.gateway import GatewayProcess, start_gateway
+from tests.support.warehouse_templates import WarehouseTemplates
 
 # Chooses the session's PostgreSQL server, starting a throwaway one when none is at hand.
 pytest_plugins = ("tests.support.session_postgres",)
@@ -95,10 +96,19 @@ def futu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         yield module
 
 
+@pytest.fixture(scope="session")
+def warehouse_templates() -> Iterator[WarehouseTemplates]:
+    """This worker's migrated warehouses, copied for each test that asks for a migrated one."""
+    templates = WarehouseTemplates()
+    yield templates
+    templates.close()
+
+
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A new, empty PostgreSQL database for this test."""
-    with fresh_postgres_database() as url:
+def postgres_url(request: pytest.FixtureRequest, warehouse_templates: WarehouseTemplates) -> Iterator[str]:
+    """A new PostgreSQL database for this test: empty, or already migrated for a test that asks for `pg_engine`."""
+    template = warehouse_templates.postgres() if "pg_engine" in request.fixturenames else None
+    with fresh_postgres_database(template=template) as url:
         yield url
 
 
@@ -113,17 +123,26 @@ def migrated_engine(url: str) -> Iterator[sa.Engine]:
         engine.dispose()
 
 
+@contextmanager
+def _engine_on(url: str) -> Iterator[sa.Engine]:
+    engine = create_engine_for(url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
 @pytest.fixture
 def pg_engine(postgres_url: str) -> Iterator[sa.Engine]:
-    """A new PostgreSQL database, migrated."""
-    with migrated_engine(postgres_url) as engine:
+    """A new PostgreSQL database, migrated (a copy of this worker's migrated template)."""
+    with _engine_on(postgres_url) as engine:
         yield engine
 
 
 @pytest.fixture
 def warehouse_engine(database_url: str) -> Iterator[sa.Engine]:
     """A new, migrated warehouse: once on PostgreSQL and once on the embedded SQLite default."""
-    with migrated_engine(database_url) as engine:
+    with _engine_on(database_url) as engine:
         yield engine
 
 
@@ -133,13 +152,20 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture(params=["postgres", "sqlite"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """Run the test once against PostgreSQL and once against the embedded SQLite default."""
+def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, warehouse_templates: WarehouseTemplates
+) -> Iterator[str]:
+    """Run the test once against PostgreSQL and once against the embedded SQLite default; the warehouse is
+    empty, or already migrated for a test that asks for `warehouse_engine`."""
+    migrated = "warehouse_engine" in request.fixturenames
     if request.param == "postgres":
-        with fresh_postgres_database() as url:
+        with fresh_postgres_database(template=warehouse_templates.postgres() if migrated else None) as url:
             yield url
     else:
-        yield f"sqlite:///{tmp_path / 'warehouse.db'}"
+        path = tmp_path / "warehouse.db"
+        if migrated:
+            warehouse_templates.copy_sqlite(path)
+        yield f"sqlite:///{path}"
 
 
 @pytest.fixture

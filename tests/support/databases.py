@@ -9,6 +9,7 @@ from contextlib import contextmanager
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 # A superuser connection to a maintenance database. The test session sets the variable to the server it chose
 # (tests/support/session_postgres.py); outside one (benchmarks) the default address is used.
@@ -20,15 +21,27 @@ def admin_url() -> str:
     return os.environ.get(URL_VARIABLE) or DEFAULT_ADMIN_URL
 
 
+def run_as_admin(statement: str) -> None:
+    """One statement as the session's superuser, outside a transaction (CREATE and DROP DATABASE need that)."""
+    admin = sa.create_engine(admin_url(), isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(statement))
+    finally:
+        admin.dispose()
+
+
 @contextmanager
-def fresh_postgres_database(prefix: str = "si_test") -> Iterator[str]:
-    """Create an empty database, yield its SQLAlchemy URL, drop it (closing stray sessions) afterwards."""
+def fresh_postgres_database(prefix: str = "si_test", template: str | None = None) -> Iterator[str]:
+    """Create a database, empty or a copy of `template`, yield its SQLAlchemy URL, drop it (closing stray
+    sessions) afterwards."""
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     url = admin_url()
     admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+            copy = f' TEMPLATE "{template}"' if template else ""
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"{copy}'))
         yield make_url(url).set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as conn:
