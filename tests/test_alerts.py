@@ -43,7 +43,7 @@ from pipelines.orchestration.resources import GatewayResource, WarehouseResource
 from pipelines.orchestration.schedules import run_request_for_codes
 from pipelines.warehouse import upgrade
 from proto_client.security import Market
-from tests.support.dagster_services import REPO_ROOT, ServiceGroup, free_port
+from tests.support.dagster_services import REPO_ROOT, ServiceGroup, free_port, reading_instance
 from tests.support.databases import fresh_postgres_database
 from tests.support.gateway import GatewayProcess
 from tests.support.loader import wait_for
@@ -182,7 +182,7 @@ def start_alerting(
         os.environ.update(env)  # this process reads the same instance through the same file
         services = ServiceGroup(tmp_path / "services", dict(os.environ))
         try:
-            with dg.DagsterInstance.from_config(str(home)) as instance:
+            with reading_instance(home) as instance:
                 alerting = Alerting(services, instance, warehouse_url, gateway)
                 services.start("daemon", [_bin("dagster-daemon"), "run", "-w", "workspace.yaml"])
                 # A run-status sensor starts from its first tick: what failed before it is not its business.

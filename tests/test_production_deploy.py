@@ -50,6 +50,7 @@ from tests.support.dagster_services import (
     free_port,
     launch_asset_backfill,
     launch_job,
+    reading_instance,
     start_schedule,
 )
 from tests.support.databases import fresh_postgres_database, login_in_role
@@ -156,7 +157,7 @@ def deployment(
             services.start(
                 "webserver", [_bin("dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
             )
-            with dg.DagsterInstance.from_config(str(home)) as instance:
+            with reading_instance(home) as instance:
                 deployment = Deployment(
                     services, instance, Webserver(f"http://127.0.0.1:{port}"), postgres_url, stats_file
                 )

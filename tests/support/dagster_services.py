@@ -18,10 +18,12 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import dagster as dg
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # How long a process group gets to exit on SIGTERM before it is killed.
@@ -114,6 +116,19 @@ class ServiceGroup:
     def logs(self) -> str:
         """Every service's output, for a failure message."""
         return "\n".join(f"--- {s.name} ({s.log_path.name}) ---\n{s.log()[-6000:]}" for s in self.started)
+
+
+@contextlib.contextmanager
+def reading_instance(home: Path) -> Iterator[dg.DagsterInstance]:
+    """The services' instance (`home`/dagster.yaml), as the test process reads it while they run.
+
+    The test polls it twice a second. dagster-postgres opens a new connection for every read, except in the
+    webserver, which holds its connections open; this process does the same, and PostgreSQL starts a third
+    fewer backends during the test. The services themselves are left as deployed.
+    """
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=20)
+        yield instance
 
 
 def free_port() -> int:
