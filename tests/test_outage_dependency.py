@@ -7,6 +7,7 @@ test_faults_postgres_restart.py.
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -16,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from pipelines.config import ConfigError, Settings
+from pipelines.crawl import outage
 from pipelines.crawl.outage import Dependency, DependencyDownError, OutagePolicy, format_duration
 from pipelines.crawl.retry import is_gateway_outage, is_transient, is_warehouse_outage
 from proto_client.client import OpenDClient
@@ -220,3 +222,50 @@ def test_a_shorter_bound_probes_and_reports_more_often() -> None:
     # A minute's bound: probes at most 1.5 s apart, a line every 6 s; never below the first probe or a second.
     assert OutagePolicy.waiting_at_most(60) == OutagePolicy(timeout=60, cap=1.5, report_every=6.0)
     assert OutagePolicy.waiting_at_most(2) == OutagePolicy(timeout=2, cap=0.5, report_every=1.0)
+
+
+class FakeClock:
+    """Stands in for the `time` module in pipelines.crawl.outage: sleeping moves the clock on at once."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_still_down_lines_keep_the_outages_clock_when_one_comes_late(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Lines due 6 s and 12 s into an outage of 13.4 s; probes at most a second apart. The probe that brings the
+    # first line takes 1.5 s, so that line is late: the second must still come at the first probe past 12 s.
+    clock = FakeClock()
+    monkeypatch.setattr(outage, "time", clock)
+    start = clock.now
+    lines: list[str] = []
+    slowed: list[float] = []
+
+    def probe() -> None:
+        elapsed = clock.now - start
+        if elapsed >= 13.4:
+            return
+        if elapsed >= 6 and not slowed:
+            slowed.append(elapsed)
+            clock.now += 1.5
+        raise Down("refused")
+
+    def action() -> str:
+        if clock.now - start < 13.4:
+            raise Down("refused")
+        return "ok"
+
+    policy = OutagePolicy(timeout=60.0, base=1.0, cap=1.0, report_every=6.0)
+    dep = Dependency(
+        "the thing", is_outage=lambda exc: isinstance(exc, Down), probe=probe, policy=policy, notify=lines.append
+    )
+    assert dep.call(action) == "ok"
+
+    still = [int(m) for line in lines for m in re.findall(r"still down after (\d+) s", line)]
+    assert len(still) == 2, lines
+    assert 7 <= still[0] <= 9 and 12 <= still[1] <= 13, lines

@@ -249,7 +249,10 @@ class Dependency:
         now = time.monotonic()
         if self._since is None or now < self._next_report:
             return
-        self._next_report = now + self.policy.report_every
+        # On the outage's own clock, a line per interval since it began: counted from the last line instead, a
+        # line that came a probe late would push every later one back, and a short outage could miss its next.
+        while self._next_report <= now:
+            self._next_report += self.policy.report_every
         until = self._since_wall + timedelta(seconds=self.policy.timeout)
         self._say(
             f"{self.name} still down after {format_duration(now - self._since)} ({self._last_error}); "
