@@ -113,9 +113,7 @@ def postgres_url(request: pytest.FixtureRequest, warehouse_templates: WarehouseT
 
 
 @contextmanager
-def migrated_engine(url: str) -> Iterator[sa.Engine]:
-    """An engine on the database at `url`, migrated to the latest revision first."""
-    upgrade(url)
+def _engine_on(url: str) -> Iterator[sa.Engine]:
     engine = create_engine_for(url)
     try:
         yield engine
@@ -124,12 +122,11 @@ def migrated_engine(url: str) -> Iterator[sa.Engine]:
 
 
 @contextmanager
-def _engine_on(url: str) -> Iterator[sa.Engine]:
-    engine = create_engine_for(url)
-    try:
+def migrated_engine(url: str) -> Iterator[sa.Engine]:
+    """An engine on the database at `url`, migrated to the latest revision first."""
+    upgrade(url)
+    with _engine_on(url) as engine:
         yield engine
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture

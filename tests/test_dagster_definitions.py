@@ -51,7 +51,7 @@ def test_the_code_location_loads_without_the_charting_and_frame_libraries() -> N
     probe = f"import sys, pipelines.definitions; print(sorted(m for m in {heavy!r} if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split("\n")[-2] == "[]"
+    assert result.stdout.splitlines()[-1] == "[]"
 
 
 def test_two_assets_partitioned_by_their_markets_codes() -> None:

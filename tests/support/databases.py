@@ -36,17 +36,12 @@ def fresh_postgres_database(prefix: str = "si_test", template: str | None = None
     """Create a database, empty or a copy of `template`, yield its SQLAlchemy URL, drop it (closing stray
     sessions) afterwards."""
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    url = admin_url()
-    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    copy = f' TEMPLATE "{template}"' if template else ""
+    run_as_admin(f'CREATE DATABASE "{name}"{copy}')
     try:
-        with admin.connect() as conn:
-            copy = f' TEMPLATE "{template}"' if template else ""
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"{copy}'))
-        yield make_url(url).set(database=name).render_as_string(hide_password=False)
+        yield make_url(admin_url()).set(database=name).render_as_string(hide_password=False)
     finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        run_as_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @contextmanager
@@ -55,12 +50,8 @@ def login_in_role(role: str, database_url: str) -> Iterator[str]:
 
     Roles are cluster-wide, so each login gets a name of its own."""
     name, password = f"si_login_{uuid.uuid4().hex[:10]}", uuid.uuid4().hex
-    admin = sa.create_engine(admin_url(), isolation_level="AUTOCOMMIT")
+    run_as_admin(f"CREATE ROLE {name} LOGIN PASSWORD '{password}' IN ROLE {role}")
     try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f"CREATE ROLE {name} LOGIN PASSWORD '{password}' IN ROLE {role}"))
         yield make_url(database_url).set(username=name, password=password).render_as_string(hide_password=False)
     finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f"DROP ROLE IF EXISTS {name}"))
-        admin.dispose()
+        run_as_admin(f"DROP ROLE IF EXISTS {name}")

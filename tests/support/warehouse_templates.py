@@ -40,13 +40,13 @@ class WarehouseTemplates:
         """Make `path` (which must not exist) a migrated SQLite warehouse."""
         if self._directory is None:
             self._directory = Path(tempfile.mkdtemp(prefix="si-warehouse-template-"))
-            upgrade(f"sqlite:///{self._directory / 'warehouse.db'}")
-        template = self._directory / "warehouse.db"
-        if template.with_name(template.name + "-wal").exists():  # the copy would miss what the log holds
-            raise RuntimeError(f"the migrated SQLite template {template} was left with a write-ahead log")
+            template = self._directory / "warehouse.db"
+            upgrade(f"sqlite:///{template}")
+            if template.with_name(template.name + "-wal").exists():  # a copy would miss what the log holds
+                raise RuntimeError(f"the migrated SQLite template {template} was left with a write-ahead log")
         if path.exists():
             raise FileExistsError(f"{path} exists: a migrated warehouse is copied only to a new file")
-        shutil.copyfile(template, path)
+        shutil.copyfile(self._directory / "warehouse.db", path)
 
     def close(self) -> None:
         if self._postgres is not None:
